@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* iter/task: one bck_task per target thread; the leader's is followed by its sigactions, posix timers and paths. */
+#define BCK_CGROUP_FILTER
+#include "common.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bck_task);
+} task_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bck_sigactions);
+} sigaction_scratch SEC(".maps");
+
+#define HRTIMER_STATE_ENQUEUED 0x01
+
+static const struct bck_task empty_task;
+
+static __always_inline __u32 pid_nr(struct pid *pid)
+{
+	return pid ? BPF_CORE_READ(pid, numbers[0].nr) : 0;
+}
+
+static __always_inline void fill_creds(struct bck_task *r, struct task_struct *task)
+{
+	const struct cred *c = BPF_CORE_READ(task, cred);
+
+	r->uid = BPF_CORE_READ(c, uid.val);
+	r->euid = BPF_CORE_READ(c, euid.val);
+	r->suid = BPF_CORE_READ(c, suid.val);
+	r->fsuid = BPF_CORE_READ(c, fsuid.val);
+	r->gid = BPF_CORE_READ(c, gid.val);
+	r->egid = BPF_CORE_READ(c, egid.val);
+	r->sgid = BPF_CORE_READ(c, sgid.val);
+	r->fsgid = BPF_CORE_READ(c, fsgid.val);
+	r->securebits = BPF_CORE_READ(c, securebits);
+	r->cap_inheritable = BPF_CORE_READ(c, cap_inheritable.val);
+	r->cap_permitted = BPF_CORE_READ(c, cap_permitted.val);
+	r->cap_effective = BPF_CORE_READ(c, cap_effective.val);
+	r->cap_bset = BPF_CORE_READ(c, cap_bset.val);
+	r->cap_ambient = BPF_CORE_READ(c, cap_ambient.val);
+}
+
+static __always_inline void fill_signals(struct bck_task *r, struct task_struct *task)
+{
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+
+	r->blocked = BPF_CORE_READ(task, blocked.sig[0]);
+	r->pending = BPF_CORE_READ(task, pending.signal.sig[0]);
+	r->shared_pending = BPF_CORE_READ(sig, shared_pending.signal.sig[0]);
+	r->sas_ss_sp = BPF_CORE_READ(task, sas_ss_sp);
+	r->sas_ss_size = BPF_CORE_READ(task, sas_ss_size);
+	r->sas_ss_flags = BPF_CORE_READ(task, sas_ss_flags);
+	r->pgid = pid_nr(BPF_CORE_READ(sig, pids[PIDTYPE_PGID]));
+	r->sid = pid_nr(BPF_CORE_READ(sig, pids[PIDTYPE_SID]));
+	r->nr_threads = BPF_CORE_READ(sig, nr_threads);
+	bpf_probe_read_kernel(r->rlim, sizeof(r->rlim), &sig->rlim);
+
+	r->it_real_incr = BPF_CORE_READ(sig, it_real_incr);
+	r->it_real_expires = BPF_CORE_READ(sig, real_timer.node.expires);
+	r->it_real_armed = BPF_CORE_READ(sig, real_timer.state) & HRTIMER_STATE_ENQUEUED;
+	r->it_prof_expires = BPF_CORE_READ(sig, it[0].expires);
+	r->it_prof_incr = BPF_CORE_READ(sig, it[0].incr);
+	r->it_virt_expires = BPF_CORE_READ(sig, it[1].expires);
+	r->it_virt_incr = BPF_CORE_READ(sig, it[1].incr);
+}
+
+static __always_inline void fill_mm(struct bck_task *r, struct task_struct *task)
+{
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+
+	r->mm_id = (__u64)mm;
+	if (!mm)
+		return;
+	r->flags |= BCK_TASK_F_HAS_MM;
+	r->start_code = BPF_CORE_READ(mm, start_code);
+	r->end_code = BPF_CORE_READ(mm, end_code);
+	r->start_data = BPF_CORE_READ(mm, start_data);
+	r->end_data = BPF_CORE_READ(mm, end_data);
+	r->start_brk = BPF_CORE_READ(mm, start_brk);
+	r->brk = BPF_CORE_READ(mm, brk);
+	r->start_stack = BPF_CORE_READ(mm, start_stack);
+	r->arg_start = BPF_CORE_READ(mm, arg_start);
+	r->arg_end = BPF_CORE_READ(mm, arg_end);
+	r->env_start = BPF_CORE_READ(mm, env_start);
+	r->env_end = BPF_CORE_READ(mm, env_end);
+	r->vdso = (__u64)BPF_CORE_READ(mm, context.vdso);
+	r->map_count = BPF_CORE_READ(mm, map_count);
+	bpf_probe_read_kernel(r->auxv, sizeof(r->auxv), &mm->saved_auxv);
+}
+
+static __always_inline void emit_sigactions(struct seq_file *seq, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct bck_sigactions *r = bpf_map_lookup_elem(&sigaction_scratch, &zero);
+	struct sighand_struct *sh = BPF_CORE_READ(task, sighand);
+
+	if (!r || !sh)
+		return;
+	r->hdr.kind = BCK_REC_SIGACTIONS;
+	r->hdr.tag = 0;
+	r->hdr.size = sizeof(*r);
+	r->tgid = task->tgid;
+	for (int i = 0; i < BCK_NSIG; i++) {
+		struct k_sigaction *ka = &sh->action[i];
+
+		r->act[i].handler = (__u64)BPF_CORE_READ(ka, sa.sa_handler);
+		r->act[i].flags = BPF_CORE_READ(ka, sa.sa_flags);
+		r->act[i].restorer = (__u64)BPF_CORE_READ(ka, sa.sa_restorer);
+		r->act[i].mask = BPF_CORE_READ(ka, sa.sa_mask.sig[0]);
+	}
+	bpf_seq_write(seq, r, sizeof(*r));
+}
+
+static __always_inline struct hlist_node *first_posix_timer(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, signal, posix_timers.first);
+}
+
+/* signal->posix_timers is an hlist of k_itimer.list; at most BCK_MAX_POSIX_TIMERS are emitted. */
+static __always_inline void emit_posix_timers(struct seq_file *seq, struct task_struct *task)
+{
+	struct hlist_node *node = first_posix_timer(task);
+
+	for (int i = 0; i < BCK_MAX_POSIX_TIMERS && node; i++) {
+		struct k_itimer *t = (void *)node - bpf_core_field_offset(struct k_itimer, list);
+		struct bck_posix_timer r = {};
+
+		r.hdr.kind = BCK_REC_POSIX_TIMER;
+		r.hdr.size = sizeof(r);
+		r.tgid = task->tgid;
+		r.id = BPF_CORE_READ(t, it_id);
+		r.clock = BPF_CORE_READ(t, it_clock);
+		r.sigev_notify = BPF_CORE_READ(t, it_sigev_notify);
+		r.signo = BPF_CORE_READ(t, sigq.info.si_signo);
+		r.sigval = (__u64)BPF_CORE_READ(t, sigq.info._sifields._timer._sigval.sival_ptr);
+		r.interval_ns = BPF_CORE_READ(t, it_interval);
+		r.expires = BPF_CORE_READ(t, it.real.timer.node.expires);
+		r.armed = BPF_CORE_READ(t, it.real.timer.state) & HRTIMER_STATE_ENQUEUED;
+		bpf_seq_write(seq, &r, sizeof(r));
+		node = BPF_CORE_READ(node, next);
+	}
+}
+
+static __always_inline __u32 count_posix_timers(struct task_struct *task)
+{
+	struct hlist_node *node = first_posix_timer(task);
+	__u32 n = 0;
+
+	for (int i = 0; i < BCK_MAX_POSIX_TIMERS + 1 && node; i++) {
+		n++;
+		node = BPF_CORE_READ(node, next);
+	}
+	return n;
+}
+
+SEC("iter/task")
+int dump_task(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	__u32 zero = 0;
+	struct bck_task *r;
+	bool leader;
+
+	if (!task || !is_target(task))
+		return 0;
+	r = bpf_map_lookup_elem(&task_scratch, &zero);
+	if (!r)
+		return 0;
+	/* clang cannot emit a 1.5 KiB memset for BPF; the per-CPU slot still holds the previous task */
+	bpf_probe_read_kernel(r, sizeof(*r), &empty_task);
+
+	leader = task->pid == task->tgid;
+	r->hdr.kind = BCK_REC_TASK;
+	r->hdr.size = sizeof(*r);
+	r->tid = task->pid;
+	r->tgid = task->tgid;
+	r->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	r->flags = leader ? BCK_TASK_F_LEADER : 0;
+	if (task->flags & 0x00200000 /* PF_KTHREAD */)
+		r->flags |= BCK_TASK_F_KTHREAD;
+	if (BPF_CORE_READ(task, ptrace))
+		r->flags |= BCK_TASK_F_PTRACED;
+	r->state = BPF_CORE_READ(task, __state);
+	r->exit_state = BPF_CORE_READ(task, exit_state);
+	r->exit_code = BPF_CORE_READ(task, exit_code);
+	r->personality = BPF_CORE_READ(task, personality);
+	r->seccomp_mode = BPF_CORE_READ(task, seccomp.mode);
+	r->policy = BPF_CORE_READ(task, policy);
+	r->static_prio = BPF_CORE_READ(task, static_prio);
+	r->rt_priority = BPF_CORE_READ(task, rt_priority);
+	bpf_probe_read_kernel(r->comm, sizeof(r->comm), task->comm);
+	r->start_time = BPF_CORE_READ(task, start_time);
+	r->files_id = (__u64)BPF_CORE_READ(task, files);
+	r->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	r->clear_child_tid = (__u64)BPF_CORE_READ(task, clear_child_tid);
+	r->robust_list = (__u64)BPF_CORE_READ(task, robust_list);
+	r->rseq = (__u64)BPF_CORE_READ(task, rseq);
+	r->rseq_len = BPF_CORE_READ(task, rseq_len);
+	r->rseq_sig = BPF_CORE_READ(task, rseq_sig);
+	r->umask = BPF_CORE_READ(task, fs, umask);
+	bpf_probe_read_kernel(r->cpus_mask, sizeof(r->cpus_mask), &task->cpus_mask);
+	fill_creds(r, task);
+	fill_signals(r, task);
+	fill_mm(r, task);
+
+	if (!leader || r->exit_state) {
+		bpf_seq_write(seq, r, sizeof(*r));
+		return 0;
+	}
+
+	/* The leader carries what the thread group shares; the counts tell the reader what follows. */
+	r->posix_timers_total = count_posix_timers(task);
+	r->nr_posix_timers = r->posix_timers_total < BCK_MAX_POSIX_TIMERS ? r->posix_timers_total
+									   : BCK_MAX_POSIX_TIMERS;
+	bpf_seq_write(seq, r, sizeof(*r));
+	emit_sigactions(seq, task);
+	emit_posix_timers(seq, task);
+	if (task->mm) {
+		/* a direct walk, not BPF_CORE_READ: bpf_d_path needs a pointer the verifier trusts */
+		struct file *exe = task->mm->exe_file;
+
+		if (exe)
+			emit_path(seq, &exe->f_path, BCK_PATH_EXE);
+	}
+	if (task->fs) {
+		emit_path(seq, &task->fs->pwd, BCK_PATH_CWD);
+		emit_path(seq, &task->fs->root, BCK_PATH_ROOT);
+	}
+	return 0;
+}

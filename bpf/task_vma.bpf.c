@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* iter/task_vma: one bck_vma per mapping of each target process, followed by its file's path if it has one. */
+#include "common.bpf.h"
+
+/*
+ * _install_special_mapping() VMAs ([vdso], [vvar], [vvar_vclock], [uprobes]) have no file, vm_ops set and
+ * vm_private_data pointing at a struct vm_special_mapping whose first member is the name /proc shows. Comparing
+ * vm_ops->name with special_mapping_name would be exact, but resolving that static symbol makes libbpf parse all
+ * of /proc/kallsyms (~50 ms here); a name that does not look like "[...]" is ignored instead.
+ */
+static __always_inline void fill_special(struct bck_vma *r, struct vm_area_struct *vma)
+{
+	struct vm_special_mapping *sm;
+	const char *name;
+
+	if (!BPF_CORE_READ(vma, vm_ops))
+		return;
+	sm = BPF_CORE_READ(vma, vm_private_data);
+	if (!sm)
+		return;
+	name = BPF_CORE_READ(sm, name);
+	if (bpf_probe_read_kernel_str(r->special, sizeof(r->special), name) <= 0 || r->special[0] != '[')
+		r->special[0] = 0;
+}
+
+SEC("iter/task_vma")
+int dump_vma(struct bpf_iter__task_vma *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct vm_area_struct *vma = ctx->vma;
+	struct bck_vma r = {};
+	struct file *file;
+
+	if (!task || !vma || !is_target(task))
+		return 0;
+	file = vma->vm_file;
+	r.hdr.kind = BCK_REC_VMA;
+	r.hdr.size = sizeof(r);
+	r.tgid = task->tgid;
+	r.start = vma->vm_start;
+	r.end = vma->vm_end;
+	r.vm_flags = BPF_CORE_READ(vma, vm_flags);
+	r.pgoff = vma->vm_pgoff;
+	r.file_id = (__u64)file;
+	if (file) {
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+
+		r.ino = BPF_CORE_READ(inode, i_ino);
+		r.file_size = BPF_CORE_READ(inode, i_size);
+		r.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		r.i_mode = BPF_CORE_READ(inode, i_mode);
+		r.mtime_sec = inode_mtime_sec(inode);
+		r.mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+	} else {
+		fill_special(&r, vma);
+	}
+	bpf_seq_write(seq, &r, sizeof(r));
+	if (file)
+		emit_path(seq, &file->f_path, BCK_PATH_VMA);
+	return 0;
+}

@@ -1,0 +1,22 @@
+// Each subcommand lives in its own file and registers itself here: add_<name>(root) declares its options and
+// returns the function main() calls when that subcommand was chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+#include "common/result.h"
+
+namespace bpfckpt::cli {
+
+using Run = std::function<Status()>;
+
+Run add_check(CLI::App& root);
+Run add_dump(CLI::App& root);
+Run add_show(CLI::App& root);
+
+// "Examples:" blocks for --help, kept beside each command's options.
+void set_examples(CLI::App& cmd, const char* text);
+
+}  // namespace bpfckpt::cli

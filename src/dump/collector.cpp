@@ -1,0 +1,127 @@
+#include "dump/collector.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include "common/fd.h"
+#include "dump/bpf_iters.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+// A BPF iterator link: every iterator fd created from it runs the program over all tasks anew.
+using Link = UniqueFd;
+
+Result<Link> attach(int prog_fd, const char* what)
+{
+	int fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, nullptr);
+	if (fd < 0)
+		return fail_sys(errno, "attach BPF iterator {}", what);
+	return Link(fd);
+}
+
+Result<std::string> read_iter(const Link& link, const char* what)
+{
+	UniqueFd fd(bpf_iter_create(link.get()));
+	if (!fd)
+		return fail_sys(errno, "create BPF iterator {}", what);
+	std::string out;
+	std::string buf(1 << 16, '\0');
+	for (;;) {
+		ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail_sys(errno, "read BPF iterator {}", what);
+		}
+		if (n == 0)
+			return out;
+		out.append(buf.data(), size_t(n));
+	}
+}
+
+}  // namespace
+
+struct Collector::Impl {
+	bck_iters* iters = nullptr;
+	Link task_link, file_link, vma_link;
+
+	~Impl()
+	{
+		task_link.reset();
+		file_link.reset();
+		vma_link.reset();
+		bck_iters_destroy(iters);
+	}
+
+	// One .bss for all three programs: the task/file/vma iterators check the same filter.
+	void set_filter(uint32_t mode, uint32_t tgid, uint64_t cgroup) { bck_iters_set_filter(iters, mode, tgid, cgroup); }
+};
+
+Collector::Collector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Collector::~Collector() = default;
+
+Result<std::unique_ptr<Collector>> Collector::open()
+{
+	auto impl = std::make_unique<Impl>();
+	impl->iters = bck_iters_load();
+	if (!impl->iters)
+		return fail_sys(errno, "load the BPF iterators");
+	impl->task_link = BCK_TRY(attach(bck_iters_prog_fd(impl->iters, BCK_ITER_TASK), "task"));
+	impl->file_link = BCK_TRY(attach(bck_iters_prog_fd(impl->iters, BCK_ITER_FILE), "task_file"));
+	impl->vma_link = BCK_TRY(attach(bck_iters_prog_fd(impl->iters, BCK_ITER_VMA), "task_vma"));
+	return std::unique_ptr<Collector>(new Collector(std::move(impl)));
+}
+
+Result<std::vector<RawTask>> Collector::tasks_below(pid_t root)
+{
+	impl_->set_filter(BCK_FILTER_DESCENDANTS, uint32_t(root), 0);
+	return parse_task_stream(BCK_TRY(read_iter(impl_->task_link, "task")));
+}
+
+Result<std::vector<RawTask>> Collector::tasks_in_cgroup(uint64_t cgroup_id)
+{
+	impl_->set_filter(BCK_FILTER_CGROUP, 0, cgroup_id);
+	return parse_task_stream(BCK_TRY(read_iter(impl_->task_link, "task")));
+}
+
+Status Collector::set_targets(const std::vector<pid_t>& tgids)
+{
+	int fd = bck_iters_targets_fd(impl_->iters);
+	// Empty the map first: keys from an earlier round must not linger.
+	uint32_t key, next;
+	std::vector<uint32_t> old;
+	for (int r = bpf_map_get_next_key(fd, nullptr, &next); r == 0; r = bpf_map_get_next_key(fd, &key, &next)) {
+		old.push_back(next);
+		key = next;
+	}
+	for (uint32_t k : old)
+		bpf_map_delete_elem(fd, &k);
+	uint8_t one = 1;
+	for (pid_t t : tgids) {
+		uint32_t k = uint32_t(t);
+		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0)
+			return fail_sys(errno, "add pid {} to the BPF targets map", t);
+	}
+	impl_->set_filter(BCK_FILTER_TGID_SET, 0, 0);
+	return {};
+}
+
+Result<std::vector<RawTask>> Collector::tasks()
+{
+	impl_->set_filter(BCK_FILTER_TGID_SET, 0, 0);
+	return parse_task_stream(BCK_TRY(read_iter(impl_->task_link, "task")));
+}
+
+Result<std::vector<RawFile>> Collector::files()
+{
+	return parse_file_stream(BCK_TRY(read_iter(impl_->file_link, "task_file")));
+}
+
+Result<std::vector<RawVma>> Collector::vmas()
+{
+	return parse_vma_stream(BCK_TRY(read_iter(impl_->vma_link, "task_vma")));
+}
+
+}  // namespace bpfckpt::dump

@@ -1,0 +1,389 @@
+#include "dump/dump.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <deque>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/fd.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "dump/collector.h"
+#include "dump/files.h"
+#include "dump/memory.h"
+#include "dump/pipes.h"
+#include "dump/process.h"
+#include "dump/ptrace_freezer.h"
+#include "dump/threads.h"
+#include "dump/vmas.h"
+#include "image/image_dir.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+double now_s()
+{
+	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string utc_now()
+{
+	time_t t = time(nullptr);
+	tm tmv;
+	gmtime_r(&t, &tmv);
+	char buf[32];
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+	return buf;
+}
+
+image::Host host_info()
+{
+	image::Host h;
+	utsname u{};
+	uname(&u);
+	h.kernel = u.release;
+	h.arch = u.machine;
+	h.hostname = u.nodename;
+	h.page_size = uint64_t(sysconf(_SC_PAGESIZE));
+	if (auto info = read_file("/proc/cpuinfo")) {
+		std::istringstream in(*info);
+		for (std::string line; std::getline(in, line);)
+			if (line.rfind("flags", 0) == 0) {
+				std::istringstream words(line.substr(line.find(':') + 1));
+				for (std::string w; words >> w;)
+					h.cpu_flags.push_back(w);
+				break;
+			}
+	}
+	return h;
+}
+
+// The target must exist, be a user process, and not contain us.
+Status check_target(pid_t pid, const std::vector<RawTask>& tasks)
+{
+	if (pid == 1)
+		return fail(ExitCode::no_target, "pid 1: init cannot be dumped (its parent is the kernel)");
+	if (pid == getpid())
+		return fail(ExitCode::no_target, "pid {}: that is bpfckpt itself", pid);
+	const RawTask* root = nullptr;
+	for (const RawTask& t : tasks) {
+		if (t.rec.tid == uint32_t(pid))
+			root = &t;
+		if (t.rec.tgid == uint32_t(getpid()))
+			return fail(ExitCode::no_target, "pid {}: its tree contains bpfckpt itself (pid {})", pid,
+				    getpid());
+	}
+	if (!root)
+		return fail(ExitCode::no_target, "pid {}: no such process", pid);
+	if (root->rec.tgid != uint32_t(pid))
+		return fail(ExitCode::no_target, "pid {}: is a thread of process {}; dump the process", pid,
+			    root->rec.tgid);
+	if (root->rec.flags & BCK_TASK_F_KTHREAD)
+		return fail(ExitCode::no_target, "pid {}: is a kernel thread", pid);
+	if (root->rec.exit_state)
+		return fail(ExitCode::no_target, "pid {}: is a zombie", pid);
+	return {};
+}
+
+// Tasks that share an mm or an fd table without being threads of one process (vfork, CLONE_VM, CLONE_FILES)
+// would come back as separate copies: refused.
+Status check_sharing(const std::vector<RawTask>& tasks)
+{
+	std::map<uint64_t, uint32_t> mm_owner, files_owner;
+	for (const RawTask& t : tasks) {
+		if (t.rec.exit_state)
+			continue;
+		if (t.rec.mm_id) {
+			auto [it, fresh] = mm_owner.emplace(t.rec.mm_id, t.rec.tgid);
+			if (!fresh && it->second != t.rec.tgid)
+				return fail(ExitCode::unsupported, "pid {} and pid {} share one address space (vfork or "
+					    "CLONE_VM): not supported", it->second, t.rec.tgid);
+		}
+		if (t.rec.files_id) {
+			auto [it, fresh] = files_owner.emplace(t.rec.files_id, t.rec.tgid);
+			if (!fresh && it->second != t.rec.tgid)
+				return fail(ExitCode::unsupported, "pid {} and pid {} share one fd table (CLONE_FILES): "
+					    "not supported", it->second, t.rec.tgid);
+		}
+	}
+	return {};
+}
+
+// Processes ordered parents first, from the root down.
+std::vector<const RawTask*> leaders_in_tree_order(pid_t root, const std::vector<RawTask>& tasks)
+{
+	std::multimap<uint32_t, const RawTask*> children;
+	const RawTask* top = nullptr;
+	for (const RawTask& t : tasks) {
+		if (t.rec.tid != t.rec.tgid)
+			continue;
+		if (t.rec.tgid == uint32_t(root))
+			top = &t;
+		else
+			children.emplace(t.rec.ppid, &t);
+	}
+	std::vector<const RawTask*> out;
+	std::deque<const RawTask*> queue;
+	if (top)
+		queue.push_back(top);
+	while (!queue.empty()) {
+		const RawTask* t = queue.front();
+		queue.pop_front();
+		out.push_back(t);
+		auto [b, e] = children.equal_range(t->rec.tgid);
+		for (auto it = b; it != e; ++it)
+			queue.push_back(it->second);
+	}
+	return out;
+}
+
+// An exit while frozen (only SIGKILL can do that) makes the image a lie: checked before it is published.
+Status check_still_alive(const PtraceFreezer& freezer)
+{
+	for (const auto& [pid, fd] : freezer.pidfds()) {
+		pollfd p{fd.get(), POLLIN, 0};
+		if (poll(&p, 1, 0) > 0)
+			return fail(ExitCode::target_busy, "pid {} exited during the dump", pid);
+	}
+	return {};
+}
+
+// Test hook: BPFCKPT_TEST_STALL_FROZEN_MS keeps the tree frozen that long, so tests can make things happen to a
+// frozen target (an exit) deterministically.
+void test_stall()
+{
+	if (const char* ms = getenv("BPFCKPT_TEST_STALL_FROZEN_MS"))
+		std::this_thread::sleep_for(std::chrono::milliseconds(atoi(ms)));
+}
+
+void wait_gone(const PtraceFreezer& freezer)
+{
+	for (const auto& [pid, fd] : freezer.pidfds()) {
+		pollfd p{fd.get(), POLLIN, 0};
+		poll(&p, 1, 5000);
+	}
+}
+
+class Dumper {
+public:
+	Dumper(const DumpOptions& opt, Collector& c, image::ImageDir& dir) : opt_(opt), col_(c), dir_(dir) {}
+
+	Status run(DumpStats& st);
+
+private:
+	Status dump_threads(image::Process& p, const std::vector<const RawTask*>& threads);
+	Status dump_pipes();
+	Status dump_shmem(image::Process& p);
+
+	const DumpOptions& opt_;
+	Collector& col_;
+	image::ImageDir& dir_;
+	PtraceFreezer freezer_;
+	image::Image img_;
+	FileTable files_;
+	std::map<std::pair<uint64_t, uint64_t>, uint32_t> shmem_ids_;  // (dev, ino) -> id
+	std::unique_ptr<image::BlobWriter> shmem_blob_;
+	MemoryStats mem_;
+	CopyBuffers bufs_;
+};
+
+Status Dumper::dump_threads(image::Process& p, const std::vector<const RawTask*>& threads)
+{
+	if (p.state == "zombie")
+		return {};
+	auto blob = BCK_TRY(dir_.open_blob(fmt::format("threads-{}.bin", p.pid)));
+	for (size_t i = 0; i < threads.size(); i++) {
+		ThreadCpu cpu = BCK_TRY(read_thread_cpu(pid_t(threads[i]->rec.tid)));
+		image::Thread& th = p.threads[i];
+		th.regs.gpr = std::move(cpu.regs.gpr);
+		th.syscall = cpu.syscall;
+		th.regs.fpregs = {blob->name(), blob->offset(), cpu.fpregs.size()};
+		BCK_CHECK(blob->write(cpu.fpregs.data(), cpu.fpregs.size()));
+		th.regs.xstate = {blob->name(), blob->offset(), cpu.xstate.size()};
+		BCK_CHECK(blob->write(cpu.xstate.data(), cpu.xstate.size()));
+		img_.host.xcr0 = cpu.xcr0;
+		img_.host.xstate_size = cpu.xstate.size();
+	}
+	img_.blobs.push_back(blob->finish());
+	return {};
+}
+
+Status Dumper::dump_pipes()
+{
+	if (files_.pipes.empty())
+		return {};
+	auto blob = BCK_TRY(dir_.open_blob("pipes.bin"));
+	for (const auto& [ino, holder] : files_.pipes) {
+		auto it = freezer_.pidfds().find(holder.pid);
+		if (it == freezer_.pidfds().end())
+			return fail(ExitCode::failure, "pipe:[{}]: its holder pid {} has no pidfd", ino, holder.pid);
+		std::string bytes = BCK_TRY(peek_pipe(it->second.get(), holder));
+		img_.pipes.push_back({ino, holder.capacity, {blob->name(), blob->offset(), bytes.size()}});
+		BCK_CHECK(blob->write(bytes.data(), bytes.size()));
+	}
+	img_.blobs.push_back(blob->finish());
+	return {};
+}
+
+// MAP_SHARED anonymous memory and memfds are saved once, however many processes map them.
+Status Dumper::dump_shmem(image::Process& p)
+{
+	for (image::Vma& v : p.vmas) {
+		if (v.kind != "shmem")
+			continue;
+		auto key = std::make_pair(v.dev, v.ino);
+		auto it = shmem_ids_.find(key);
+		if (it == shmem_ids_.end()) {
+			if (!shmem_blob_)
+				shmem_blob_ = BCK_TRY(dir_.open_blob("shmem.bin"));
+			image::Shmem obj;
+			obj.id = uint32_t(img_.shmem.size());
+			obj.kind = v.path.rfind("/memfd:", 0) == 0 ? "memfd" : "anon_shared";
+			obj.path = v.path;
+			obj.dev = v.dev;
+			obj.ino = v.ino;
+			obj.blob = shmem_blob_->name();
+			BCK_CHECK(dump_shmem_object(pid_t(p.pid), v, obj, *shmem_blob_, bufs_, mem_));
+			it = shmem_ids_.emplace(key, obj.id).first;
+			img_.shmem.push_back(std::move(obj));
+		}
+		v.shmem = it->second;
+	}
+	return {};
+}
+
+Status Dumper::run(DumpStats& st)
+{
+	double t0 = now_s();
+	std::map<pid_t, uint32_t> state_before;
+	auto list = [&]() -> Result<std::vector<RawTask>> {
+		auto tasks = BCK_TRY(col_.tasks_below(opt_.pid));
+		for (const RawTask& t : tasks)
+			state_before.emplace(pid_t(t.rec.tid), t.rec.state);  // the first sighting is before the freeze
+		return tasks;
+	};
+	auto first = BCK_TRY(list());
+	BCK_CHECK(check_target(opt_.pid, first));
+
+	double t_freeze = now_s();
+	BCK_CHECK(freezer_.freeze(list));
+	double t_frozen = now_s();
+	st.freezing_time = t_frozen - t_freeze;
+
+	// Everything below reads a tree that cannot change: every thread is in a ptrace stop.
+	std::vector<RawTask> all = BCK_TRY(col_.tasks_below(opt_.pid));
+	BCK_CHECK(check_target(opt_.pid, all));
+	BCK_CHECK(check_sharing(all));
+	std::vector<pid_t> tgids;
+	for (const RawTask& t : all)
+		if (t.rec.tid == t.rec.tgid)
+			tgids.push_back(pid_t(t.rec.tgid));
+	BCK_CHECK(col_.set_targets(tgids));
+	std::vector<RawFile> raw_files = BCK_TRY(col_.files());
+	std::vector<RawVma> raw_vmas = BCK_TRY(col_.vmas());
+	files_ = BCK_TRY(build_files(raw_files));
+
+	std::map<uint32_t, std::vector<const RawTask*>> threads_of;
+	for (const RawTask& t : all)
+		threads_of[t.rec.tgid].push_back(&t);
+	for (auto& [tgid, v] : threads_of)  // the leader first
+		std::stable_partition(v.begin(), v.end(), [](const RawTask* t) { return t->rec.tid == t->rec.tgid; });
+	std::map<uint32_t, std::vector<const RawVma*>> vmas_of;
+	for (const RawVma& v : raw_vmas)
+		vmas_of[v.rec.tgid].push_back(&v);
+
+	img_.tool_version = BPFCKPT_VERSION;
+	img_.created = utc_now();
+	img_.host = host_info();
+	img_.target = {"pid_tree", uint32_t(opt_.pid), "", opt_.leave_running};
+	for (const RawTask* leader : leaders_in_tree_order(opt_.pid, all)) {
+		const auto& threads = threads_of[leader->rec.tgid];
+		image::Process p = BCK_TRY(build_process(*leader, threads, state_before));
+		p.vmas = BCK_TRY(context(build_vmas(*leader, vmas_of[leader->rec.tgid]), "pid {}", p.pid));
+		p.fds = files_.fds[pid_t(p.pid)];
+		BCK_CHECK(dump_threads(p, threads));
+		img_.processes.push_back(std::move(p));
+	}
+	BCK_CHECK(dump_pipes());
+	test_stall();
+
+	double t_mem = now_s();
+	uint64_t total_pages = 0;
+	for (image::Process& p : img_.processes) {
+		if (p.state == "zombie")
+			continue;
+		BCK_CHECK(dump_shmem(p));
+		auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
+		log::Progress progress(fmt::format("dump pid {}", p.pid));
+		BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_,
+					     opt_.progress ? &progress : nullptr));
+		p.pages_blob = blob->name();
+		total_pages += blob->offset();
+		img_.blobs.push_back(blob->finish());
+	}
+	if (shmem_blob_)
+		img_.blobs.push_back(shmem_blob_->finish());
+	img_.files = files_.files;
+	st.memdump_time = now_s() - t_mem;
+	st.memwrite_time = mem_.memwrite_s;
+	st.pages_scanned = mem_.pages_scanned;
+	st.pages_written = mem_.pages_written;
+	BCK_CHECK(check_still_alive(freezer_));
+
+	if (opt_.leave_running) {
+		freezer_.detach_all();
+		st.frozen_time = now_s() - t_frozen;
+	}
+	BCK_CHECK(dir_.commit(img_, opt_.fsync));
+	if (!opt_.leave_running) {
+		freezer_.kill_all();
+		st.frozen_time = now_s() - t_frozen;
+		wait_gone(freezer_);
+	}
+	st.processes = img_.processes.size();
+	for (const auto& p : img_.processes)
+		st.threads += p.threads.size();
+	for (const auto& b : img_.blobs)
+		st.image_bytes += b.size;
+	(void)total_pages;
+	st.total_time = now_s() - t0;
+	return {};
+}
+
+}  // namespace
+
+Result<DumpStats> dump_tree(const DumpOptions& opt)
+{
+	if (opt.pid <= 0)
+		return fail(ExitCode::usage, "pid {}: not a process id", opt.pid);
+	if (kill(opt.pid, 0) != 0 && errno == ESRCH)
+		return fail(ExitCode::no_target, "pid {}: no such process", opt.pid);
+	if (opt.pid == 1)
+		return fail(ExitCode::no_target, "pid 1: init cannot be dumped (its parent is the kernel)");
+	double t0 = now_s();
+	auto collector = Collector::open();
+	log::debug("BPF iterators loaded in {:.1f} ms", (now_s() - t0) * 1e3);
+	if (!collector) {
+		Error e = collector.error();
+		if (e.err == EPERM || e.err == EACCES)
+			e.exit = ExitCode::permission, e.msg += " (bpfckpt needs root: CAP_BPF, CAP_SYS_ADMIN, CAP_SYS_PTRACE)";
+		return std::unexpected(e);
+	}
+	auto dir = BCK_TRY(image::ImageDir::create(opt.dir));
+	DumpStats st;
+	Dumper d(opt, **collector, *dir);
+	BCK_CHECK(d.run(st));
+	return st;
+}
+
+}  // namespace bpfckpt::dump

@@ -1,0 +1,279 @@
+#include "dump/memory.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+
+#include "bpfckpt/compat.h"
+#include "bpfckpt/records.h"
+#include "common/fd.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+using image::kPageSize;
+
+constexpr size_t kChunk = 8u << 20;      // bytes per process_vm_readv batch; two of these bound our RSS
+constexpr size_t kMaxIov = 1024;         // IOV_MAX
+constexpr size_t kScanRegions = 4096;    // page_region entries per PAGEMAP_SCAN call
+
+struct Piece {
+	size_t vma;        // index into the vmas
+	uint64_t start;
+	uint64_t end;
+};
+
+double now_s()
+{
+	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Pages that hold data of the process's own: present or swapped, but not page-cache pages of a file (for a
+// private file mapping those are the file's, unchanged) and not the shared zero page (restore reads zeros anyway).
+Result<std::vector<std::pair<uint64_t, uint64_t>>> scan_private(int pagemap, uint64_t start, uint64_t end)
+{
+	std::vector<std::pair<uint64_t, uint64_t>> out;
+	std::vector<page_region> regions(kScanRegions);
+	uint64_t at = start;
+	while (at < end) {
+		pm_scan_arg arg{};
+		arg.size = sizeof(arg);
+		arg.start = at;
+		arg.end = end;
+		arg.vec = reinterpret_cast<uint64_t>(regions.data());
+		arg.vec_len = regions.size();
+		arg.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		arg.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+		arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+		long n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return fail_sys(errno, "PAGEMAP_SCAN {:x}-{:x}", at, end);
+		for (long i = 0; i < n; i++) {
+			if (!out.empty() && out.back().second == regions[i].start)
+				out.back().second = regions[i].end;
+			else
+				out.emplace_back(regions[i].start, regions[i].end);
+		}
+		if (arg.walk_end <= at)
+			break;
+		at = arg.walk_end;
+	}
+	return out;
+}
+
+// Reads [start, end) of pid's memory into dst: process_vm_readv, or /proc/PID/mem for mappings the process
+// itself cannot read (PROT_NONE with data), which process_vm_readv refuses.
+Status read_remote(pid_t pid, int mem_fd, const std::vector<Piece>& pieces, size_t first, size_t count, char* dst,
+		   const std::vector<image::Vma>& vmas)
+{
+	std::vector<iovec> remote;
+	remote.reserve(count);
+	size_t total = 0;
+	bool all_readable = true;
+	for (size_t i = first; i < first + count; i++) {
+		remote.push_back({reinterpret_cast<void*>(pieces[i].start), pieces[i].end - pieces[i].start});
+		total += pieces[i].end - pieces[i].start;
+		all_readable &= (vmas[pieces[i].vma].prot & PROT_READ) != 0;
+	}
+	if (all_readable) {
+		iovec local{dst, total};
+		ssize_t n = process_vm_readv(pid, &local, 1, remote.data(), remote.size(), 0);
+		if (n == ssize_t(total))
+			return {};
+		if (n < 0 && errno == ESRCH)
+			return fail(ExitCode::target_busy, "pid {} exited during the dump", pid);
+		// A short read: some page could not be read this way; fall through to /proc/PID/mem.
+	}
+	char* p = dst;
+	for (const iovec& r : remote) {
+		size_t done = 0;
+		while (done < r.iov_len) {
+			ssize_t n = pread(mem_fd, p + done, r.iov_len - done,
+					  off_t(reinterpret_cast<uint64_t>(r.iov_base) + done));
+			if (n <= 0)
+				return fail_sys(n < 0 ? errno : EIO, "pid {}: read memory at {:x}", pid,
+						reinterpret_cast<uint64_t>(r.iov_base) + done);
+			done += size_t(n);
+		}
+		p += r.iov_len;
+	}
+	return {};
+}
+
+// Splits pieces so none is larger than a chunk.
+std::vector<Piece> split(std::vector<Piece> in)
+{
+	std::vector<Piece> out;
+	for (const Piece& p : in)
+		for (uint64_t s = p.start; s < p.end; s += kChunk)
+			out.push_back({p.vma, s, std::min<uint64_t>(p.end, s + kChunk)});
+	return out;
+}
+
+void add_run(image::Vma& vma, uint64_t start, uint64_t len, uint64_t blob_offset)
+{
+	if (!vma.pages.empty()) {
+		image::PageRun& last = vma.pages.back();
+		if (last.start + last.npages * kPageSize == start &&
+		    last.blob_offset + last.npages * kPageSize == blob_offset) {
+			last.npages += len / kPageSize;
+			return;
+		}
+	}
+	vma.pages.push_back({start, len / kPageSize, blob_offset});
+}
+
+}  // namespace
+
+CopyBuffers::~CopyBuffers()
+{
+	for (char* b : bufs_)
+		if (b)
+			munmap(b, size_);
+}
+
+Status CopyBuffers::reserve(size_t bytes)
+{
+	bytes = std::min(kChunk, (bytes + kPageSize - 1) & ~(kPageSize - 1));
+	if (bytes <= size_)
+		return {};
+	for (char*& b : bufs_) {
+		if (b)
+			munmap(b, size_);
+		void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return fail_sys(errno, "allocate a {} byte copy buffer", bytes);
+		b = static_cast<char*>(m);
+		madvise(b, bytes, MADV_POPULATE_WRITE);  // best effort: without it the pages fault in on first use
+	}
+	size_ = bytes;
+	return {};
+}
+
+bool has_private_pages(const image::Vma& vma)
+{
+	if (vma.shared || vma.kind == "vdso" || vma.kind == "vvar" || vma.kind == "vvar_vclock")
+		return false;
+	return !(vma.vm_flags & (BCK_VM_IO | BCK_VM_PFNMAP));
+}
+
+Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
+			  MemoryStats& stats, log::Progress* progress)
+{
+	std::string proc = "/proc/" + std::to_string(pid);
+	UniqueFd pagemap(::open((proc + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
+	if (!pagemap)
+		return fail_sys(errno, "open {}/pagemap", proc);
+	UniqueFd mem(::open((proc + "/mem").c_str(), O_RDONLY | O_CLOEXEC));
+	if (!mem)
+		return fail_sys(errno, "open {}/mem", proc);
+
+	std::vector<Piece> found;
+	uint64_t total = 0;
+	for (size_t i = 0; i < vmas.size(); i++) {
+		if (!has_private_pages(vmas[i]))
+			continue;
+		stats.pages_scanned += (vmas[i].end - vmas[i].start) / kPageSize;
+		auto ranges = BCK_TRY(context(scan_private(pagemap.get(), vmas[i].start, vmas[i].end), "pid {}", pid));
+		for (auto [s, e] : ranges) {
+			found.push_back({i, s, e});
+			total += e - s;
+		}
+	}
+	std::vector<Piece> pieces = split(std::move(found));
+	BCK_CHECK(bufs.reserve(total));
+	std::future<Status> writing;
+	int cur = 0;
+	uint64_t done = 0;
+	auto finish_write = [&]() -> Status {
+		if (!writing.valid())
+			return {};
+		return writing.get();
+	};
+	for (size_t i = 0; i < pieces.size();) {
+		// Gather pieces into one chunk.
+		size_t n = 0, bytes = 0;
+		while (i + n < pieces.size() && n < kMaxIov &&
+		       bytes + (pieces[i + n].end - pieces[i + n].start) <= bufs.size())
+			bytes += pieces[i + n].end - pieces[i + n].start, n++;
+		char* dst = bufs.get(cur);
+		BCK_CHECK(read_remote(pid, mem.get(), pieces, i, n, dst, vmas));
+		BCK_CHECK(finish_write());
+		// The previous chunk is fully written, so the blob's offset is where this chunk will start.
+		uint64_t at = blob.offset();
+		for (size_t k = i; k < i + n; k++) {
+			uint64_t len = pieces[k].end - pieces[k].start;
+			add_run(vmas[pieces[k].vma], pieces[k].start, len, at);
+			at += len;
+		}
+		writing = std::async(std::launch::async, [&blob, dst, bytes, &stats]() -> Status {
+			double t0 = now_s();
+			Status st = blob.write(dst, bytes);
+			stats.memwrite_s += now_s() - t0;
+			return st;
+		});
+		done += bytes;
+		stats.pages_written += bytes / kPageSize;
+		if (progress)
+			progress->update(done, total);
+		i += n;
+		cur ^= 1;
+	}
+	return finish_write();
+}
+
+Status dump_shmem_object(pid_t pid, const image::Vma& vma, image::Shmem& obj, image::BlobWriter& blob,
+			 CopyBuffers& bufs, MemoryStats& stats)
+{
+	// map_files/ opens the very object behind the mapping (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), so pages
+	// that no process has mapped right now are found too.
+	std::string path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start, vma.end);
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open {}", path);
+	struct stat st;
+	if (fstat(fd.get(), &st) != 0)
+		return fail_sys(errno, "stat {}", path);
+	obj.size = uint64_t(st.st_size);
+	BCK_CHECK(blob.pad_to(kPageSize));
+	BCK_CHECK(bufs.reserve(size_t(st.st_size)));
+	char* buf = bufs.get(0);
+	off_t at = 0;
+	while (at < st.st_size) {
+		off_t data = lseek(fd.get(), at, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			return fail_sys(errno, "{}: SEEK_DATA", path);
+		}
+		off_t hole = lseek(fd.get(), data, SEEK_HOLE);
+		if (hole < 0)
+			return fail_sys(errno, "{}: SEEK_HOLE", path);
+		data &= ~off_t(kPageSize - 1);
+		hole = std::min<off_t>((hole + off_t(kPageSize) - 1) & ~off_t(kPageSize - 1), st.st_size);
+		obj.pages.push_back({uint64_t(data), uint64_t(hole - data + off_t(kPageSize) - 1) / kPageSize,
+				     blob.offset()});
+		for (off_t p = data; p < hole;) {
+			size_t want = size_t(std::min<off_t>(hole - p, off_t(bufs.size())));
+			ssize_t n = pread(fd.get(), buf, want, p);
+			if (n <= 0)
+				return fail_sys(n < 0 ? errno : EIO, "read {} at {}", path, p);
+			BCK_CHECK(blob.write(buf, size_t(n)));
+			p += n;
+		}
+		BCK_CHECK(blob.pad_to(kPageSize));
+		stats.pages_written += obj.pages.back().npages;
+		at = hole;
+	}
+	return {};
+}
+
+}  // namespace bpfckpt::dump

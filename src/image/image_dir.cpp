@@ -1,0 +1,139 @@
+#include "image/image_dir.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/fs.h"
+#include "image/json.h"
+
+namespace bpfckpt::image {
+
+namespace fs = std::filesystem;
+
+BlobWriter::BlobWriter(std::string name, UniqueFd fd) : name_(std::move(name)), fd_(std::move(fd))
+{
+	hash_ = XXH3_createState();
+	XXH3_64bits_reset(hash_);
+}
+
+BlobWriter::~BlobWriter() { XXH3_freeState(hash_); }
+
+Status BlobWriter::write(const void* data, size_t len)
+{
+	BCK_CHECK(context(write_all(fd_.get(), data, len), "write {}", name_));
+	XXH3_64bits_update(hash_, data, len);
+	offset_ += len;
+	return {};
+}
+
+Status BlobWriter::pad_to(uint64_t align)
+{
+	static const char zeros[kPageSize] = {};
+	uint64_t rem = offset_ % align;
+	while (rem) {
+		uint64_t n = std::min<uint64_t>(align - rem, sizeof(zeros));
+		BCK_CHECK(write(zeros, n));
+		rem = offset_ % align;
+	}
+	return {};
+}
+
+Blob BlobWriter::finish()
+{
+	return Blob{name_, offset_, fmt::format("{:016x}", XXH3_64bits_digest(hash_))};
+}
+
+bool is_safe_name(const std::string& name)
+{
+	if (name.empty() || name.size() > 255 || name == "." || name == "..")
+		return false;
+	for (unsigned char c : name)
+		if (c == '/' || c < 0x20 || c == 0x7f)
+			return false;
+	return true;
+}
+
+static Result<bool> is_empty_dir(const std::string& path)
+{
+	std::error_code ec;
+	auto it = fs::directory_iterator(path, ec);
+	if (ec)
+		return fail_errno(ExitCode::io, ec.value(), "image directory {}", path);
+	return it == fs::directory_iterator();
+}
+
+Result<std::unique_ptr<ImageDir>> ImageDir::create(const std::string& dest_in)
+{
+	std::string dest = fs::absolute(dest_in).lexically_normal().string();
+	if (dest.size() > 1 && dest.back() == '/')
+		dest.pop_back();
+	struct stat st;
+	if (lstat(dest.c_str(), &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return fail(ExitCode::io, "image directory {}: exists and is not a directory", dest);
+		if (!BCK_TRY(is_empty_dir(dest)))
+			return fail(ExitCode::io, "image directory {}: exists and is not empty", dest);
+	} else if (errno != ENOENT) {
+		return fail_sys(errno, "image directory {}", dest);
+	}
+	fs::path d(dest);
+	std::string parent = d.parent_path().string();
+	std::string tmpl = (d.parent_path() / ("." + d.filename().string() + ".tmp-XXXXXX")).string();
+	if (!mkdtemp(tmpl.data()))
+		return fail_sys(errno, "create a temporary image directory in {}", parent);
+	chmod(tmpl.c_str(), 0700);
+	return std::unique_ptr<ImageDir>(new ImageDir(dest, tmpl));
+}
+
+ImageDir::~ImageDir()
+{
+	if (!committed_) {
+		std::error_code ec;
+		fs::remove_all(tmp_, ec);
+	}
+}
+
+Result<std::unique_ptr<BlobWriter>> ImageDir::open_blob(const std::string& name)
+{
+	std::string path = tmp_ + "/" + name;
+	int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail_sys(errno, "create {}", path);
+	return std::make_unique<BlobWriter>(name, UniqueFd(fd));
+}
+
+static Status fsync_path(const std::string& path, int flags)
+{
+	UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open {} for fsync", path);
+	if (fsync(fd.get()) != 0)
+		return fail_sys(errno, "fsync {}", path);
+	return {};
+}
+
+Status ImageDir::commit(const Image& img, bool fsync_data)
+{
+	std::string index = to_json_value(img).dump(1, '\t') + "\n";
+	BCK_CHECK(write_file(tmp_ + "/index.json", index, 0600));
+	if (fsync_data) {
+		for (const auto& e : fs::directory_iterator(tmp_))
+			BCK_CHECK(fsync_path(e.path().string(), O_RDONLY));
+		BCK_CHECK(fsync_path(tmp_, O_RDONLY | O_DIRECTORY));
+	}
+	struct stat st;
+	if (lstat(dest_.c_str(), &st) == 0 && rmdir(dest_.c_str()) != 0)
+		return fail_sys(errno, "image directory {}: replace the empty directory", dest_);
+	if (rename(tmp_.c_str(), dest_.c_str()) != 0)
+		return fail_sys(errno, "rename {} to {}", tmp_, dest_);
+	committed_ = true;
+	if (fsync_data)
+		BCK_CHECK(fsync_path(fs::path(dest_).parent_path().string(), O_RDONLY | O_DIRECTORY));
+	return {};
+}
+
+}  // namespace bpfckpt::image

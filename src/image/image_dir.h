@@ -1,0 +1,63 @@
+// Writing an image directory so that it is whole or absent: everything goes into a hidden temp directory beside
+// the destination (same filesystem), every file is fsynced, then one rename publishes it. An ImageDir destroyed
+// before commit() removes what it wrote. Directories are 0700 and files 0600: images hold process memory.
+#pragma once
+
+#include <xxhash.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/result.h"
+#include "image/model.h"
+
+namespace bpfckpt::image {
+
+// One blob file, written sequentially, checksummed as it goes.
+class BlobWriter {
+public:
+	BlobWriter(std::string name, UniqueFd fd);
+	~BlobWriter();
+	BlobWriter(const BlobWriter&) = delete;
+	BlobWriter& operator=(const BlobWriter&) = delete;
+
+	Status write(const void* data, size_t len);
+	// Pads with zeros up to the next multiple of `align` (page blobs keep every run page-aligned).
+	Status pad_to(uint64_t align);
+	uint64_t offset() const { return offset_; }
+	const std::string& name() const { return name_; }
+	int fd() const { return fd_.get(); }
+	Blob finish();  // the checksum entry for index.json
+
+private:
+	std::string name_;
+	UniqueFd fd_;
+	uint64_t offset_ = 0;
+	XXH3_state_t* hash_;
+};
+
+class ImageDir {
+public:
+	// Refuses a destination that exists and is not an empty directory.
+	static Result<std::unique_ptr<ImageDir>> create(const std::string& dest);
+	~ImageDir();
+
+	const std::string& temp_path() const { return tmp_; }
+	const std::string& dest_path() const { return dest_; }
+	Result<std::unique_ptr<BlobWriter>> open_blob(const std::string& name);
+	// Writes index.json, fsyncs (unless told not to), renames into place.
+	Status commit(const Image& img, bool fsync_data);
+
+private:
+	ImageDir(std::string dest, std::string tmp) : dest_(std::move(dest)), tmp_(std::move(tmp)) {}
+	std::string dest_;
+	std::string tmp_;
+	bool committed_ = false;
+};
+
+// Validates a blob or file name read from an image: no path separators, no dot-dot, no control characters.
+bool is_safe_name(const std::string& name);
+
+}  // namespace bpfckpt::image

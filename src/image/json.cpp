@@ -1,0 +1,148 @@
+#include "image/json.h"
+
+namespace bpfckpt::image {
+
+using nlohmann::json;
+
+// Types with optional members are written by hand (below): an absent optional is an absent key.
+void to_json(json& j, const Vma& v);
+void from_json(const json& j, Vma& v);
+void to_json(json& j, const File& f);
+void from_json(const json& j, File& f);
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BlobRef, blob, offset, size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PageRun, start, npages, blob_offset)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Regs, gpr, xstate, fpregs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SyscallState, in_syscall, nr, ret)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Thread, tid, comm, state, regs, syscall, sigmask, pending, sas_ss_sp, sas_ss_size,
+				   sas_ss_flags, rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, cpus, policy,
+				   nice, rt_priority)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Creds, uid, euid, suid, fsuid, gid, egid, sgid, fsgid, cap_inheritable,
+				   cap_permitted, cap_effective, cap_bset, cap_ambient, securebits)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Rlimit, name, cur, max)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Sigaction, signo, handler, flags, restorer, mask)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Itimer, value_ns, interval_ns)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PosixTimer, id, clock, notify, signo, sigval, value_ns, interval_ns)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Mm, start_code, end_code, start_data, end_data, start_brk, brk, start_stack,
+				   arg_start, arg_end, env_start, env_end, auxv)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Fd, fd, cloexec, file)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Process, pid, ppid, pgid, sid, comm, state, exit_code, exe, cwd, root,
+				   personality, umask, cgroup_id, creds, rlimits, sigactions, shared_pending, it_real,
+				   it_prof, it_virt, posix_timers, mm, threads, vmas, fds, pages_blob)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Pipe, ino, capacity, data)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Shmem, id, kind, path, dev, ino, size, pages, blob)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Blob, name, size, xxh3)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Host, kernel, arch, hostname, page_size, xcr0, xstate_size, cpu_flags)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Target, kind, pid, cgroup, leave_running)
+
+void to_json(json& j, const Vma& v)
+{
+	j = json{{"start", v.start}, {"end", v.end}, {"prot", v.prot}, {"shared", v.shared}, {"vm_flags", v.vm_flags},
+		 {"offset", v.offset}, {"kind", v.kind}, {"path", v.path}, {"dev", v.dev}, {"ino", v.ino},
+		 {"file_size", v.file_size}, {"mtime_sec", v.mtime_sec}, {"mtime_nsec", v.mtime_nsec},
+		 {"pages", v.pages}};
+	if (v.shmem)
+		j["shmem"] = *v.shmem;
+}
+
+void from_json(const json& j, Vma& v)
+{
+	j.at("start").get_to(v.start);
+	j.at("end").get_to(v.end);
+	j.at("prot").get_to(v.prot);
+	j.at("shared").get_to(v.shared);
+	j.at("vm_flags").get_to(v.vm_flags);
+	j.at("offset").get_to(v.offset);
+	j.at("kind").get_to(v.kind);
+	j.at("path").get_to(v.path);
+	j.at("dev").get_to(v.dev);
+	j.at("ino").get_to(v.ino);
+	j.at("file_size").get_to(v.file_size);
+	j.at("mtime_sec").get_to(v.mtime_sec);
+	j.at("mtime_nsec").get_to(v.mtime_nsec);
+	j.at("pages").get_to(v.pages);
+	if (j.contains("shmem"))
+		v.shmem = j.at("shmem").get<uint32_t>();
+}
+
+void to_json(json& j, const File& f)
+{
+	j = json{{"id", f.id}, {"kind", f.kind}, {"path", f.path}, {"flags", f.flags}, {"pos", f.pos},
+		 {"dev", f.dev}, {"ino", f.ino}, {"rdev", f.rdev}, {"mode", f.mode}, {"size", f.size},
+		 {"mtime_sec", f.mtime_sec}, {"mtime_nsec", f.mtime_nsec}, {"external", f.external},
+		 {"external_key", f.external_key}};
+	if (f.pipe)
+		j["pipe"] = *f.pipe;
+}
+
+void from_json(const json& j, File& f)
+{
+	j.at("id").get_to(f.id);
+	j.at("kind").get_to(f.kind);
+	j.at("path").get_to(f.path);
+	j.at("flags").get_to(f.flags);
+	j.at("pos").get_to(f.pos);
+	j.at("dev").get_to(f.dev);
+	j.at("ino").get_to(f.ino);
+	j.at("rdev").get_to(f.rdev);
+	j.at("mode").get_to(f.mode);
+	j.at("size").get_to(f.size);
+	j.at("mtime_sec").get_to(f.mtime_sec);
+	j.at("mtime_nsec").get_to(f.mtime_nsec);
+	j.at("external").get_to(f.external);
+	j.at("external_key").get_to(f.external_key);
+	if (j.contains("pipe"))
+		f.pipe = j.at("pipe").get<uint64_t>();
+}
+
+json to_json_value(const Image& img)
+{
+	json j{{"format_version", img.format_version},
+	       {"tool", {{"name", "bpfckpt"}, {"version", img.tool_version}}},
+	       {"created", img.created},
+	       {"host", img.host},
+	       {"target", img.target},
+	       {"processes", img.processes},
+	       {"files", img.files},
+	       {"pipes", img.pipes},
+	       {"shmem", img.shmem},
+	       {"blobs", img.blobs}};
+	if (img.parent)
+		j["parent"] = *img.parent;
+	return j;
+}
+
+Result<Image> from_json_value(const json& j)
+{
+	Image img;
+	try {
+		j.at("format_version").get_to(img.format_version);
+		if (img.format_version != kFormatVersion)
+			return fail(ExitCode::bad_image, "format_version {} is not {}, the only one this bpfckpt reads",
+				    img.format_version, kFormatVersion);
+		j.at("tool").at("version").get_to(img.tool_version);
+		j.at("created").get_to(img.created);
+		j.at("host").get_to(img.host);
+		j.at("target").get_to(img.target);
+		j.at("processes").get_to(img.processes);
+		j.at("files").get_to(img.files);
+		j.at("pipes").get_to(img.pipes);
+		j.at("shmem").get_to(img.shmem);
+		j.at("blobs").get_to(img.blobs);
+		if (j.contains("parent"))
+			img.parent = j.at("parent").get<std::string>();
+	} catch (const json::exception& e) {
+		return fail(ExitCode::bad_image, "index.json: {}", e.what());
+	}
+	return img;
+}
+
+Result<Image> parse_index(const std::string& text)
+{
+	json j = json::parse(text, nullptr, false);
+	if (j.is_discarded())
+		return fail(ExitCode::bad_image, "index.json is not valid JSON");
+	return from_json_value(j);
+}
+
+}  // namespace bpfckpt::image
