@@ -181,6 +181,7 @@ public:
 	Status run(DumpStats& st);
 
 private:
+	Status dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t, uint32_t>& state_before);
 	Status dump_threads(image::Process& p, const std::vector<const RawTask*>& threads);
 	Status dump_pipes();
 	Status dump_shmem(image::Process& p);
@@ -279,8 +280,19 @@ Status Dumper::run(DumpStats& st)
 	BCK_CHECK(freezer_.freeze(list));
 	double t_frozen = now_s();
 	st.freezing_time = t_frozen - t_freeze;
+	Status done = dump_frozen(st, t_frozen, state_before);
+	// Only SIGKILL ends a task in a ptrace stop; whatever failed after that, the exit is the real story.
+	if (!done)
+		if (Status alive = check_still_alive(freezer_); !alive)
+			return alive;
+	if (done)
+		st.total_time = now_s() - t0;
+	return done;
+}
 
-	// Everything below reads a tree that cannot change: every thread is in a ptrace stop.
+// Everything here reads a tree that cannot change: every thread is in a ptrace stop.
+Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t, uint32_t>& state_before)
+{
 	std::vector<RawTask> all = BCK_TRY(col_.tasks_below(opt_.pid));
 	BCK_CHECK(check_target(opt_.pid, all));
 	BCK_CHECK(check_sharing(all));
@@ -318,7 +330,6 @@ Status Dumper::run(DumpStats& st)
 	test_stall();
 
 	double t_mem = now_s();
-	uint64_t total_pages = 0;
 	for (image::Process& p : img_.processes) {
 		if (p.state == "zombie")
 			continue;
@@ -328,7 +339,6 @@ Status Dumper::run(DumpStats& st)
 		BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_,
 					     opt_.progress ? &progress : nullptr));
 		p.pages_blob = blob->name();
-		total_pages += blob->offset();
 		img_.blobs.push_back(blob->finish());
 	}
 	if (shmem_blob_)
@@ -355,8 +365,6 @@ Status Dumper::run(DumpStats& st)
 		st.threads += p.threads.size();
 	for (const auto& b : img_.blobs)
 		st.image_bytes += b.size;
-	(void)total_pages;
-	st.total_time = now_s() - t0;
 	return {};
 }
 

@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sstream>
+
+#include "common/fs.h"
 #include "common/log.h"
 
 namespace bpfckpt::dump {
@@ -19,7 +22,7 @@ int pidfd_open(pid_t pid) { return int(syscall(SYS_pidfd_open, pid, 0)); }
 
 // Waits for the thread's stop after PTRACE_INTERRUPT. A signal that arrives first shows up as a signal-delivery
 // stop: it is passed on (exactly what would have happened without us) and the thread is interrupted again.
-Status wait_stopped(pid_t tid)
+Result<bool> wait_stopped(pid_t tid)
 {
 	for (;;) {
 		int status = 0;
@@ -30,12 +33,12 @@ Status wait_stopped(pid_t tid)
 			return fail_sys(errno, "wait for thread {} to stop", tid);
 		}
 		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return fail(ExitCode::target_busy, "thread {} exited while being frozen", tid);
+			return false;  // it was on its way out before it could stop: not part of the frozen tree
 		if (WIFSTOPPED(status)) {
 			int sig = WSTOPSIG(status);
 			int event = status >> 16;
 			if (event == PTRACE_EVENT_STOP || sig == SIGTRAP)
-				return {};
+				return true;
 			if (ptrace(PTRACE_CONT, tid, nullptr, (void*)(long)sig) != 0)
 				return fail_sys(errno, "resume thread {} with signal {}", tid, sig);
 			if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0)
@@ -44,25 +47,45 @@ Status wait_stopped(pid_t tid)
 	}
 }
 
+// After PTRACE_SEIZE fails with EPERM: a task that is exiting (or already gone) refuses too, and is no reason to
+// fail; one traced by someone else is.
+Result<bool> exiting_or_gone(pid_t tid)
+{
+	auto status = read_file(fmt::format("/proc/{}/status", tid));
+	if (!status)
+		return true;
+	std::istringstream in(*status);
+	for (std::string line; std::getline(in, line);) {
+		if (line.rfind("State:", 0) == 0 && (line.find('Z') != std::string::npos || line.find('X') != std::string::npos))
+			return true;
+		if (line.rfind("TracerPid:", 0) == 0 && std::stol(line.substr(10)) != 0)
+			return fail(ExitCode::target_busy, "thread {}: already traced by pid {} (a debugger?)", tid,
+				    std::stol(line.substr(10)));
+	}
+	return false;
+}
+
 }  // namespace
 
 PtraceFreezer::~PtraceFreezer() { detach_all(); }
 
-Status PtraceFreezer::seize(pid_t tid)
+Result<bool> PtraceFreezer::seize(pid_t tid)
 {
 	if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
 		int e = errno;
+		if (e == ESRCH || (e == EPERM && BCK_TRY(exiting_or_gone(tid))))
+			return false;
 		if (e == EPERM)
-			return fail_errno(ExitCode::target_busy, e,
-					  "thread {}: cannot attach (already traced by a debugger, or not permitted)", tid);
-		if (e == ESRCH)
-			return fail(ExitCode::target_busy, "thread {} exited while being frozen", tid);
+			return fail_errno(ExitCode::permission, e, "thread {}: PTRACE_SEIZE refused", tid);
 		return fail_sys(e, "thread {}: PTRACE_SEIZE", tid);
 	}
 	seized_.insert(tid);
-	if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0)
+	if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno != ESRCH)
 		return fail_sys(errno, "thread {}: PTRACE_INTERRUPT", tid);
-	return wait_stopped(tid);
+	bool stopped = BCK_TRY(wait_stopped(tid));
+	if (!stopped)
+		seized_.erase(tid);
+	return stopped;
 }
 
 Status PtraceFreezer::freeze(const std::function<Result<std::vector<RawTask>>()>& list)
@@ -74,8 +97,9 @@ Status PtraceFreezer::freeze(const std::function<Result<std::vector<RawTask>>()>
 			pid_t tid = pid_t(t.rec.tid);
 			if (t.rec.exit_state || seized_.count(tid))
 				continue;
-			BCK_CHECK(seize(tid));
-			grew = true;
+			grew = true;  // even a task that vanished meanwhile: the next round must confirm the set
+			if (!BCK_TRY(seize(tid)))
+				continue;
 			if (t.rec.tid == t.rec.tgid && !pidfds_.count(tid)) {
 				int fd = pidfd_open(tid);
 				if (fd < 0)

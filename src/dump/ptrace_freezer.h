@@ -27,8 +27,8 @@ public:
 	// Seizes every live task that `list` returns, until a round brings nothing new. Zombies cannot be traced
 	// and need not be: they have no state that changes.
 	Status freeze(const std::function<Result<std::vector<RawTask>>()>& list);
-	// Seizes one thread and waits until it is in its interrupt stop.
-	Status seize(pid_t tid);
+	// Seizes one thread and waits until it is in its interrupt stop; false when it exited first.
+	Result<bool> seize(pid_t tid);
 	void detach_all();
 
 	const std::set<pid_t>& threads() const { return seized_; }

@@ -14,7 +14,8 @@ namespace bpfckpt::image {
 
 namespace fs = std::filesystem;
 
-BlobWriter::BlobWriter(std::string name, UniqueFd fd) : name_(std::move(name)), fd_(std::move(fd))
+BlobWriter::BlobWriter(std::string image, std::string name, UniqueFd fd)
+	: image_(std::move(image)), name_(std::move(name)), fd_(std::move(fd))
 {
 	hash_ = XXH3_createState();
 	XXH3_64bits_reset(hash_);
@@ -24,7 +25,8 @@ BlobWriter::~BlobWriter() { XXH3_freeState(hash_); }
 
 Status BlobWriter::write(const void* data, size_t len)
 {
-	BCK_CHECK(context(write_all(fd_.get(), data, len), "write {}", name_));
+	if (auto st = write_all(fd_.get(), data, len); !st)
+		return fail_errno(exit_for_errno(st.error().err), st.error().err, "image {}: write {}", image_, name_);
 	XXH3_64bits_update(hash_, data, len);
 	offset_ += len;
 	return {};
@@ -103,7 +105,7 @@ Result<std::unique_ptr<BlobWriter>> ImageDir::open_blob(const std::string& name)
 	int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return fail_sys(errno, "create {}", path);
-	return std::make_unique<BlobWriter>(name, UniqueFd(fd));
+	return std::make_unique<BlobWriter>(dest_, name, UniqueFd(fd));
 }
 
 static Status fsync_path(const std::string& path, int flags)
@@ -119,7 +121,7 @@ static Status fsync_path(const std::string& path, int flags)
 Status ImageDir::commit(const Image& img, bool fsync_data)
 {
 	std::string index = to_json_value(img).dump(1, '\t') + "\n";
-	BCK_CHECK(write_file(tmp_ + "/index.json", index, 0600));
+	BCK_CHECK(context(write_file(tmp_ + "/index.json", index, 0600), "image {}", dest_));
 	if (fsync_data) {
 		for (const auto& e : fs::directory_iterator(tmp_))
 			BCK_CHECK(fsync_path(e.path().string(), O_RDONLY));

@@ -18,7 +18,7 @@ namespace bpfckpt::image {
 // One blob file, written sequentially, checksummed as it goes.
 class BlobWriter {
 public:
-	BlobWriter(std::string name, UniqueFd fd);
+	BlobWriter(std::string image, std::string name, UniqueFd fd);  // image: the destination, for messages
 	~BlobWriter();
 	BlobWriter(const BlobWriter&) = delete;
 	BlobWriter& operator=(const BlobWriter&) = delete;
@@ -32,6 +32,7 @@ public:
 	Blob finish();  // the checksum entry for index.json
 
 private:
+	std::string image_;
 	std::string name_;
 	UniqueFd fd_;
 	uint64_t offset_ = 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <thread>
 
@@ -571,6 +572,8 @@ TEST(DumpRace, TargetForksDuringDump)
 		SCOPED_TRACE("run " + std::to_string(i));
 		fs::path img = tmp / ("img" + std::to_string(i));
 		RunResult r = run_bpfckpt(dump_args(wl.pid(), img, true));
+		std::cerr << "[ NOTE     ] run " << i << ": exit " << r.exit_code << " " << r.err
+			  << (r.err.empty() || r.err.back() != '\n' ? "\n" : "");
 		if (r.exit_code == kExitOk) {
 			auto index = load_index(img);
 			ASSERT_TRUE(index) << "no parsable index.json in " << img;

@@ -1,0 +1,559 @@
+#include "image/validate.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "common/fd.h"
+#include "image/image_dir.h"
+#include "image/json.h"
+
+namespace bpfckpt::image {
+
+namespace {
+
+constexpr uint32_t kProtBits = 0x7;  // PROT_READ | PROT_WRITE | PROT_EXEC
+constexpr std::array<std::string_view, 8> kVmaKinds = {"anon", "file",  "shmem", "heap",
+						       "stack", "vdso", "vvar", "vvar_vclock"};
+constexpr std::array<std::string_view, 3> kProcessStates = {"alive", "stopped", "zombie"};
+constexpr std::array<std::string_view, 4> kRequiredGprs = {"rip", "rsp", "fs_base", "gs_base"};
+constexpr size_t kChecksumChunk = 8u << 20;
+
+template <typename... Args>
+std::unexpected<Error> bad(fmt::format_string<Args...> f, Args&&... args)
+{
+	return fail(ExitCode::bad_image, f, std::forward<Args>(args)...);
+}
+
+template <size_t N>
+bool one_of(const std::array<std::string_view, N>& set, const std::string& s)
+{
+	return std::find(set.begin(), set.end(), s) != set.end();
+}
+
+bool page_aligned(uint64_t v) { return v % kPageSize == 0; }
+
+// [start, start + npages pages) as an end offset; false when it does not fit in 64 bits.
+bool pages_end(uint64_t start, uint64_t npages, uint64_t& end)
+{
+	uint64_t len;
+	return !__builtin_mul_overflow(npages, kPageSize, &len) && !__builtin_add_overflow(start, len, &end);
+}
+
+// One pass over an image, with blobs[] turned into a table of sizes once.
+class Validator {
+public:
+	explicit Validator(const Image& img) : img_(img) {}
+	Status run(const BlobSizes& found);
+
+private:
+	Status check_blobs(const BlobSizes& found);
+	Status check_range(const std::string& blob, uint64_t offset, uint64_t size, const std::string& what) const;
+	Status check_ref(const BlobRef& ref, const std::string& what) const;
+	Status check_page_runs(const std::vector<PageRun>& runs, uint64_t lo, uint64_t hi, const std::string& blob,
+			       const std::string& what) const;
+	Status check_process(const Process& p, std::set<uint32_t>& tids) const;
+	Status check_thread(const Process& p, const Thread& t) const;
+	Status check_vmas(const Process& p) const;
+	Status check_fds(const Process& p) const;
+	Status check_files() const;
+	Status check_pipes() const;
+	Status check_shmem() const;
+
+	const Image& img_;
+	std::map<std::string, uint64_t> blobs_;  // blobs[] by name, sizes as found
+};
+
+// Shared by both validate_image versions, and run before the disk one stats anything.
+Status check_counts(const Image& img)
+{
+	if (img.processes.size() > kMaxProcesses)
+		return bad("image: {} processes, more than {}", img.processes.size(), kMaxProcesses);
+	for (const Process& p : img.processes) {
+		if (p.vmas.size() > kMaxVmasPerProcess)
+			return bad("pid {}: {} vmas, more than {}", p.pid, p.vmas.size(), kMaxVmasPerProcess);
+		if (p.threads.size() > kMaxThreadsPerProcess)
+			return bad("pid {}: {} threads, more than {}", p.pid, p.threads.size(), kMaxThreadsPerProcess);
+		if (p.fds.size() > kMaxFdsOrFiles)
+			return bad("pid {}: {} fds, more than {}", p.pid, p.fds.size(), kMaxFdsOrFiles);
+	}
+	if (img.files.size() > kMaxFdsOrFiles)
+		return bad("image: {} files, more than {}", img.files.size(), kMaxFdsOrFiles);
+	if (img.pipes.size() > kMaxFdsOrFiles)
+		return bad("image: {} pipes, more than {}", img.pipes.size(), kMaxFdsOrFiles);
+	if (img.shmem.size() > kMaxFdsOrFiles)
+		return bad("image: {} shmem objects, more than {}", img.shmem.size(), kMaxFdsOrFiles);
+	if (img.blobs.size() > kMaxFdsOrFiles)
+		return bad("image: {} blobs, more than {}", img.blobs.size(), kMaxFdsOrFiles);
+	return {};
+}
+
+bool is_xxh3_hex(const std::string& s)
+{
+	return s.size() == 16 &&
+	       std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// blobs[] itself: names that are safe to join to the image directory, each once. Unsafe names are printed quoted
+// and escaped: they may hold control characters meant for a terminal.
+Status check_blob_list(const Image& img)
+{
+	std::set<std::string_view> seen;
+	for (const Blob& b : img.blobs) {
+		if (!is_safe_name(b.name))
+			return bad("blob {:?}: not a plain file name", b.name);
+		if (!seen.insert(b.name).second)
+			return bad("blob {}: listed twice", b.name);
+		if (!is_xxh3_hex(b.xxh3))
+			return bad("blob {}: xxh3 {:?} is not 16 lower-case hex digits", b.name, b.xxh3);
+	}
+	return {};
+}
+
+Status check_parent(const std::string& parent)
+{
+	if (parent.empty())
+		return bad("parent: empty path");
+	if (parent.size() > kMaxParentPath)
+		return bad("parent: path of {} bytes, more than {}", parent.size(), kMaxParentPath);
+	if (parent.front() == '/')
+		return bad("parent {:?}: absolute path, must be relative to this image", parent);
+	for (unsigned char c : parent)
+		if (c < 0x20 || c == 0x7f)
+			return bad("parent {:?}: control character in the path", parent);
+	return {};
+}
+
+Status Validator::run(const BlobSizes& found)
+{
+	BCK_CHECK(check_counts(img_));
+	BCK_CHECK(check_blobs(found));
+	if (img_.host.page_size != kPageSize)
+		return bad("host: page size {}, this bpfckpt knows only {}", img_.host.page_size, kPageSize);
+	if (img_.parent)
+		BCK_CHECK(check_parent(*img_.parent));
+	std::set<uint32_t> pids, tids;
+	for (const Process& p : img_.processes) {
+		if (!pids.insert(p.pid).second)
+			return bad("pid {}: listed twice", p.pid);
+		BCK_CHECK(check_process(p, tids));
+	}
+	BCK_CHECK(check_files());
+	BCK_CHECK(check_pipes());
+	BCK_CHECK(check_shmem());
+	return {};
+}
+
+Status Validator::check_blobs(const BlobSizes& found)
+{
+	BCK_CHECK(check_blob_list(img_));
+	for (const Blob& b : img_.blobs) {
+		auto it = found.find(b.name);
+		if (it == found.end())
+			return bad("blob {}: missing from the image", b.name);
+		if (it->second != b.size)
+			return bad("blob {}: {} bytes, index.json says {}", b.name, it->second, b.size);
+		blobs_.emplace(b.name, b.size);
+	}
+	return {};
+}
+
+// [offset, offset + size) of `blob`, which must be listed; an empty name stands for no bytes at all.
+Status Validator::check_range(const std::string& blob, uint64_t offset, uint64_t size, const std::string& what) const
+{
+	if (blob.empty()) {
+		if (size)
+			return bad("{}: {} bytes in no blob", what, size);
+		return {};
+	}
+	if (!is_safe_name(blob))
+		return bad("{}: blob {:?} is not a plain file name", what, blob);
+	auto it = blobs_.find(blob);
+	if (it == blobs_.end())
+		return bad("{}: blob {} is not in blobs", what, blob);
+	uint64_t end;
+	if (__builtin_add_overflow(offset, size, &end))
+		return bad("{}: offset {} + size {} overflows", what, offset, size);
+	if (end > it->second)
+		return bad("{}: bytes {}..{} past the end of blob {} ({} bytes)", what, offset, end, blob, it->second);
+	return {};
+}
+
+Status Validator::check_ref(const BlobRef& ref, const std::string& what) const
+{
+	return check_range(ref.blob, ref.offset, ref.size, what);
+}
+
+// Page runs must lie in [lo, hi) (a vma's addresses, or a shmem object's offsets), in order, apart, and each inside
+// `blob` at a page-aligned offset.
+Status Validator::check_page_runs(const std::vector<PageRun>& runs, uint64_t lo, uint64_t hi,
+				  const std::string& blob, const std::string& what) const
+{
+	uint64_t prev_end = lo;
+	for (const PageRun& r : runs) {
+		std::string run = fmt::format("{}: page run {:x}+{}", what, r.start, r.npages);
+		if (r.npages == 0)
+			return bad("{}: no pages", run);
+		if (!page_aligned(r.start))
+			return bad("{}: start not page-aligned", run);
+		uint64_t end;
+		if (!pages_end(r.start, r.npages, end))
+			return bad("{}: length overflows", run);
+		if (r.start < lo || end > hi)
+			return bad("{}: outside {:x}-{:x}", run, lo, hi);
+		if (r.start < prev_end)
+			return bad("{}: overlaps or precedes the run before it", run);
+		prev_end = end;
+		if (!page_aligned(r.blob_offset))
+			return bad("{}: blob offset {} not page-aligned", run, r.blob_offset);
+		BCK_CHECK(check_range(blob, r.blob_offset, end - r.start, run));
+	}
+	return {};
+}
+
+Status Validator::check_process(const Process& p, std::set<uint32_t>& tids) const
+{
+	if (p.pid == 0 || p.pid > kMaxPid)
+		return bad("pid {}: out of range 1..{}", p.pid, kMaxPid);
+	if (p.ppid > kMaxPid)
+		return bad("pid {}: ppid {} out of range 0..{}", p.pid, p.ppid, kMaxPid);
+	if (p.pgid == 0 || p.pgid > kMaxPid)
+		return bad("pid {}: pgid {} out of range 1..{}", p.pid, p.pgid, kMaxPid);
+	if (p.sid == 0 || p.sid > kMaxPid)
+		return bad("pid {}: sid {} out of range 1..{}", p.pid, p.sid, kMaxPid);
+	if (!one_of(kProcessStates, p.state))
+		return bad("pid {}: unknown state {:?}", p.pid, p.state);
+	bool zombie = p.state == "zombie";
+	if (p.threads.empty() && !zombie)
+		return bad("pid {}: no threads", p.pid);
+	if (!p.threads.empty() && p.threads.front().tid != p.pid)
+		return bad("pid {}: first thread is tid {}, not the leader", p.pid, p.threads.front().tid);
+	for (const Thread& t : p.threads) {
+		if (t.tid == 0 || t.tid > kMaxPid)
+			return bad("pid {}: tid {} out of range 1..{}", p.pid, t.tid, kMaxPid);
+		if (!tids.insert(t.tid).second)
+			return bad("pid {}: tid {} listed twice in the image", p.pid, t.tid);
+		BCK_CHECK(check_thread(p, t));
+	}
+
+	std::set<std::string_view> rlimits;
+	for (const Rlimit& r : p.rlimits)
+		if (!rlimits.insert(r.name).second)
+			return bad("pid {}: rlimit {:?} listed twice", p.pid, r.name);
+	std::set<int> signals;
+	for (const Sigaction& s : p.sigactions) {
+		if (s.signo < 1 || s.signo > 64)
+			return bad("pid {}: sigaction for signal {}, out of range 1..64", p.pid, s.signo);
+		if (!signals.insert(s.signo).second)
+			return bad("pid {}: sigaction for signal {} listed twice", p.pid, s.signo);
+	}
+
+	if (!p.pages_blob.empty() && !blobs_.count(p.pages_blob))
+		return bad("pid {}: pages blob {:?} is not in blobs", p.pid, p.pages_blob);
+	BCK_CHECK(check_vmas(p));
+	BCK_CHECK(check_fds(p));
+	return {};
+}
+
+Status Validator::check_thread(const Process& p, const Thread& t) const
+{
+	std::string what = fmt::format("pid {} tid {}", p.pid, t.tid);
+	// A zombie's threads are gone: the dump records their ids and nothing else.
+	if (p.state != "zombie")
+		for (std::string_view reg : kRequiredGprs)
+			if (!t.regs.gpr.count(std::string(reg)))
+				return bad("{}: register {} missing", what, reg);
+	if (t.regs.xstate.size > kMaxRegsetBytes)
+		return bad("{}: xstate of {} bytes, more than {}", what, t.regs.xstate.size, kMaxRegsetBytes);
+	if (t.regs.fpregs.size > kMaxRegsetBytes)
+		return bad("{}: fpregs of {} bytes, more than {}", what, t.regs.fpregs.size, kMaxRegsetBytes);
+	BCK_CHECK(check_ref(t.regs.xstate, what + ": xstate"));
+	BCK_CHECK(check_ref(t.regs.fpregs, what + ": fpregs"));
+	return {};
+}
+
+Status Validator::check_vmas(const Process& p) const
+{
+	uint64_t prev_end = 0;
+	for (const Vma& v : p.vmas) {
+		std::string what = fmt::format("pid {}: vma {:x}-{:x}", p.pid, v.start, v.end);
+		if (v.end <= v.start)
+			return bad("{}: end {} start", what, v.end == v.start ? "equals" : "before");
+		if (!page_aligned(v.start) || !page_aligned(v.end))
+			return bad("{}: not page-aligned", what);
+		if (v.end > kUserAddressEnd)
+			return bad("{}: beyond user space (ends at {:x})", what, kUserAddressEnd);
+		if (v.start < prev_end)
+			return bad("{}: overlaps or precedes the vma before it", what);
+		prev_end = v.end;
+		if (v.prot & ~kProtBits)
+			return bad("{}: prot {:#x} has bits other than read, write, exec", what, v.prot);
+		if (!one_of(kVmaKinds, v.kind))
+			return bad("{}: unknown kind {:?}", what, v.kind);
+		if (v.shmem && *v.shmem >= img_.shmem.size())
+			return bad("{}: shmem {} does not exist ({} objects)", what, *v.shmem, img_.shmem.size());
+		if (!v.pages.empty() && p.pages_blob.empty())
+			return bad("{}: has pages but the process has no pages blob", what);
+		BCK_CHECK(check_page_runs(v.pages, v.start, v.end, p.pages_blob, what));
+	}
+	return {};
+}
+
+Status Validator::check_fds(const Process& p) const
+{
+	for (size_t i = 0; i < p.fds.size(); i++) {
+		const Fd& fd = p.fds[i];
+		if (fd.fd >= kMaxFdsOrFiles)
+			return bad("pid {}: fd {}: beyond the largest fd number {}", p.pid, fd.fd, kMaxFdsOrFiles - 1);
+		if (i > 0 && fd.fd <= p.fds[i - 1].fd)
+			return bad("pid {}: fd {}: {}", p.pid, fd.fd,
+				   fd.fd == p.fds[i - 1].fd ? "listed twice" : "out of order");
+		if (fd.file >= img_.files.size())
+			return bad("pid {}: fd {}: file {} does not exist ({} files)", p.pid, fd.fd, fd.file,
+				   img_.files.size());
+	}
+	return {};
+}
+
+Status Validator::check_files() const
+{
+	std::set<uint64_t> pipes;
+	for (const Pipe& pipe : img_.pipes)
+		pipes.insert(pipe.ino);
+	for (size_t i = 0; i < img_.files.size(); i++) {
+		const File& f = img_.files[i];
+		if (f.id != i)
+			return bad("file {}: id {} is not its index", i, f.id);
+		if (f.external)
+			continue;  // its other end is given at restore time, not in pipes[]
+		if (f.pipe && !pipes.count(*f.pipe))
+			return bad("file {}: pipe:[{}] is not in pipes", i, *f.pipe);
+		if (!f.pipe && f.kind == "pipe")
+			return bad("file {}: a pipe with no pipe inode", i);
+	}
+	return {};
+}
+
+Status Validator::check_pipes() const
+{
+	std::set<uint64_t> seen;
+	for (const Pipe& pipe : img_.pipes) {
+		std::string what = fmt::format("pipe:[{}]", pipe.ino);
+		if (!seen.insert(pipe.ino).second)
+			return bad("{}: listed twice", what);
+		if (pipe.capacity > kMaxPipeCapacity)
+			return bad("{}: capacity {} over {}", what, pipe.capacity, kMaxPipeCapacity);
+		if (pipe.data.size > pipe.capacity)
+			return bad("{}: {} bytes buffered, more than its capacity {}", what, pipe.data.size,
+				   pipe.capacity);
+		BCK_CHECK(check_ref(pipe.data, what + ": data"));
+	}
+	return {};
+}
+
+Status Validator::check_shmem() const
+{
+	for (size_t i = 0; i < img_.shmem.size(); i++) {
+		const Shmem& s = img_.shmem[i];
+		std::string what = fmt::format("shmem {}", i);
+		if (s.id != i)
+			return bad("{}: id {} is not its index", what, s.id);
+		if (!s.blob.empty() && !blobs_.count(s.blob))
+			return bad("{}: blob {:?} is not in blobs", what, s.blob);
+		if (!s.pages.empty() && s.blob.empty())
+			return bad("{}: has pages but no blob", what);
+		// The last page of an object whose size is not a page multiple is saved whole.
+		uint64_t hi;
+		if (__builtin_add_overflow(s.size, kPageSize - 1, &hi))
+			return bad("{}: size {} overflows when rounded to pages", what, s.size);
+		hi -= hi % kPageSize;
+		BCK_CHECK(check_page_runs(s.pages, 0, hi, s.blob, what));
+	}
+	return {};
+}
+
+// Sizes of the blobs listed in blobs[], as they are in `dir`: regular files only, never followed through a symlink.
+Result<BlobSizes> stat_blobs(const Image& img, int dirfd, const std::string& dir)
+{
+	BlobSizes found;
+	for (const Blob& b : img.blobs) {
+		struct stat st;
+		if (fstatat(dirfd, b.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno == ENOENT)
+				return bad("blob {}: missing from {}", b.name, dir);
+			return fail_errno(ExitCode::io, errno, "blob {}: stat in {}", b.name, dir);
+		}
+		if (!S_ISREG(st.st_mode))
+			return bad("blob {}: not a regular file", b.name);
+		found.emplace(b.name, uint64_t(st.st_size));
+	}
+	return found;
+}
+
+Result<UniqueFd> open_dir(const std::string& dir)
+{
+	UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	if (!fd)
+		return fail_errno(ExitCode::io, errno, "image directory {}", dir);
+	return fd;
+}
+
+// index.json as text, refused when it is not a regular file or is larger than kMaxIndexBytes.
+Result<std::string> read_index(int dirfd, const std::string& dir)
+{
+	UniqueFd fd(::openat(dirfd, "index.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+	if (!fd) {
+		if (errno == ELOOP)
+			return bad("{}/index.json: a symlink", dir);
+		return fail_errno(ExitCode::io, errno, "{}/index.json", dir);
+	}
+	struct stat st;
+	if (fstat(fd.get(), &st) != 0)
+		return fail_errno(ExitCode::io, errno, "{}/index.json: stat", dir);
+	if (!S_ISREG(st.st_mode))
+		return bad("{}/index.json: not a regular file", dir);
+	if (uint64_t(st.st_size) > kMaxIndexBytes)
+		return bad("{}/index.json: {} bytes, more than {}", dir, st.st_size, kMaxIndexBytes);
+	std::string text(size_t(st.st_size), '\0');
+	size_t have = 0;
+	while (have < text.size()) {
+		ssize_t n = ::read(fd.get(), text.data() + have, text.size() - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail_errno(ExitCode::io, errno, "{}/index.json: read", dir);
+		if (n == 0)
+			return bad("{}/index.json: shrank while being read", dir);
+		have += size_t(n);
+	}
+	return text;
+}
+
+Status validate_in(const Image& img, int dirfd, const std::string& dir)
+{
+	// Counts and names first: nothing is looked up on disk under a name that could leave the directory.
+	BCK_CHECK(check_counts(img));
+	BCK_CHECK(check_blob_list(img));
+	BlobSizes found = BCK_TRY(stat_blobs(img, dirfd, dir));
+	return Validator(img).run(found);
+}
+
+Status checksum_blob(const Blob& b, int dirfd, std::vector<char>& buf)
+{
+	UniqueFd fd(::openat(dirfd, b.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+	if (!fd) {
+		if (errno == ENOENT || errno == ELOOP)
+			return bad("blob {}: missing or a symlink", b.name);
+		return fail_errno(ExitCode::io, errno, "blob {}: open", b.name);
+	}
+	std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), XXH3_freeState);
+	if (!state)
+		return fail(ExitCode::failure, "blob {}: out of memory for the checksum state", b.name);
+	XXH3_64bits_reset(state.get());
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail_errno(ExitCode::io, errno, "blob {}: read", b.name);
+		if (n == 0)
+			break;
+		XXH3_64bits_update(state.get(), buf.data(), size_t(n));
+		total += uint64_t(n);
+	}
+	if (total != b.size)
+		return bad("blob {}: read {} bytes, index.json says {}", b.name, total, b.size);
+	std::string sum = fmt::format("{:016x}", XXH3_64bits_digest(state.get()));
+	if (sum != b.xxh3)
+		return bad("blob {}: checksum {} does not match {} in index.json", b.name, sum, b.xxh3);
+	return {};
+}
+
+Status verify_in(const Image& img, int dirfd)
+{
+	BCK_CHECK(check_blob_list(img));
+	std::vector<char> buf(kChecksumChunk);
+	for (const Blob& b : img.blobs)
+		BCK_CHECK(checksum_blob(b, dirfd, buf));
+	return {};
+}
+
+}  // namespace
+
+Status validate_image(const Image& img, const BlobSizes& blob_sizes)
+{
+	return Validator(img).run(blob_sizes);
+}
+
+Status validate_image(const Image& img, const std::string& dir)
+{
+	UniqueFd dirfd = BCK_TRY(open_dir(dir));
+	return validate_in(img, dirfd.get(), dir);
+}
+
+Status verify_blob_checksums(const Image& img, const std::string& dir)
+{
+	UniqueFd dirfd = BCK_TRY(open_dir(dir));
+	return verify_in(img, dirfd.get());
+}
+
+Result<Image> load_image(const std::string& dir)
+{
+	UniqueFd dirfd = BCK_TRY(open_dir(dir));
+	std::string text = BCK_TRY(read_index(dirfd.get(), dir));
+	Image img = BCK_TRY(context(parse_index(text), "{}", dir));
+	BCK_CHECK(context(validate_in(img, dirfd.get(), dir), "{}", dir));
+	BCK_CHECK(context(verify_in(img, dirfd.get()), "{}", dir));
+	return img;
+}
+
+// Kept apart from Validator on purpose: plain loops, 128-bit arithmetic instead of overflow builtins, lookups in
+// blob_sizes instead of blobs[]. If the two ever disagree on an image, one of them is wrong.
+bool image_invariants_hold(const Image& img, const BlobSizes& blob_sizes)
+{
+	using u128 = unsigned __int128;
+	auto blob_size = [&](const std::string& name, u128& size) {
+		auto it = blob_sizes.find(name);
+		if (it == blob_sizes.end())
+			return false;
+		size = it->second;
+		return true;
+	};
+	for (const Process& p : img.processes) {
+		for (size_t i = 0; i < p.vmas.size(); i++) {
+			const Vma& v = p.vmas[i];
+			if (!(v.start < v.end))
+				return false;
+			if (i + 1 < p.vmas.size() && !(v.end <= p.vmas[i + 1].start))
+				return false;
+			for (const PageRun& r : v.pages) {
+				u128 len = u128(r.npages) * kPageSize;
+				if (u128(r.start) < v.start || u128(r.start) + len > v.end)
+					return false;
+				u128 size;
+				if (!blob_size(p.pages_blob, size) || u128(r.blob_offset) + len > size)
+					return false;
+			}
+		}
+	}
+	for (const Shmem& s : img.shmem) {
+		for (const PageRun& r : s.pages) {
+			u128 len = u128(r.npages) * kPageSize;
+			u128 size;
+			if (!blob_size(s.blob, size) || u128(r.blob_offset) + len > size)
+				return false;
+		}
+	}
+	return true;
+}
+
+}  // namespace bpfckpt::image
