@@ -26,7 +26,8 @@ int main(int argc, char** argv)
 	app.set_version_flag("--version", BPFCKPT_VERSION);
 	cli::set_examples(app, "  bpfckpt check                     can this machine dump?\n"
 			       "  bpfckpt dump -t 1234 -D img -R    dump pid 1234 and its children, leave them running\n"
-			       "  bpfckpt show img                  what the image holds\n");
+			       "  bpfckpt show img                  what the image holds\n"
+			       "  bpfckpt restore -D img -d         bring it back, detached\n");
 	int verbose = 0;
 	app.add_flag("-v,--verbose", verbose, "more detail on stderr (repeat for more)");
 
@@ -35,6 +36,8 @@ int main(int argc, char** argv)
 	add(cli::add_check(app));
 	add(cli::add_dump(app));
 	add(cli::add_show(app));
+	int exit_status = 0;
+	add(cli::add_restore(app, &exit_status));
 
 	try {
 		app.parse(argc, argv);
@@ -52,7 +55,7 @@ int main(int argc, char** argv)
 				     st.error().describe().c_str());
 			return int(st.error().exit);
 		}
-		return 0;
+		return exit_status;
 	}
 	return int(ExitCode::usage);
 }

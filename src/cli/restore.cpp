@@ -1,0 +1,41 @@
+// bpfckpt restore -D DIR [-d] [--stats] [--json]
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "restore/restore.h"
+
+namespace bpfckpt::cli {
+
+Run add_restore(CLI::App& root, int* exit_status)
+{
+	auto opt = std::make_shared<restore::RestoreOptions>();
+	auto stats = std::make_shared<bool>(false);
+	auto json = std::make_shared<bool>(false);
+	CLI::App* cmd = root.add_subcommand("restore", "Bring a dumped process tree back to life");
+	cmd->add_option("-D,--images-dir", opt->dir, "image directory")->required();
+	cmd->add_flag("-d,--restore-detached", opt->detach,
+		      "return once every restored thread runs (default: wait for the root, exit with its status)");
+	cmd->add_flag("--stats", *stats, "print forking_time, restore_time (microseconds), pages_restored");
+	cmd->add_flag("--json", *json, "print the stats as JSON");
+	set_examples(*cmd, "  bpfckpt restore -D img -d            restore and return at once\n"
+			   "  bpfckpt restore -D img                restore, wait, exit with the root's status\n");
+	return [opt, stats, json, exit_status]() -> Status {
+		auto st = BCK_TRY(restore::restore_image(*opt));
+		auto us = [](double s) { return uint64_t(s * 1e6); };
+		if (*json)
+			fmt::print("{}\n", nlohmann::json{{"forking_time", us(st.forking_time)},
+							  {"restore_time", us(st.restore_time)},
+							  {"pages_restored", st.pages_restored},
+							  {"processes", st.processes}}
+						.dump());
+		else if (*stats)
+			fmt::print(stderr, "forking_time: {} us\nrestore_time: {} us\npages_restored: {}\n",
+				   us(st.forking_time), us(st.restore_time), st.pages_restored);
+		*exit_status = st.root_status;
+		return {};
+	};
+}
+
+}  // namespace bpfckpt::cli

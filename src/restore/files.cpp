@@ -1,0 +1,164 @@
+#include "restore/files.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/fs.h"
+
+namespace bpfckpt::restore {
+
+namespace {
+
+// Flags open(2) must not see again: the file exists, and creating or truncating it would lose data.
+constexpr int kOpenOnlyFlags = O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY;
+
+Result<int> open_regular(const image::File& f)
+{
+	int fd = ::open(f.path.c_str(), int(f.flags) & ~kOpenOnlyFlags);
+	if (fd < 0)
+		return fail_sys(errno, "file {}: open", f.path);
+	if (f.kind == "regular" && lseek(fd, off_t(f.pos), SEEK_SET) < 0) {
+		int e = errno;
+		close(fd);
+		return fail_sys(e, "file {}: seek to {}", f.path, f.pos);
+	}
+	return fd;
+}
+
+Result<std::string> read_blob_range(const std::string& dir, const image::BlobRef& ref)
+{
+	if (ref.size == 0)
+		return std::string();
+	UniqueFd fd(::open((dir + "/" + ref.blob).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open blob {}", ref.blob);
+	std::string out(ref.size, '\0');
+	if (pread(fd.get(), out.data(), out.size(), off_t(ref.offset)) != ssize_t(out.size()))
+		return fail(ExitCode::bad_image, "blob {}: short read at {}", ref.blob, ref.offset);
+	return out;
+}
+
+// A new pipe with the saved capacity and the saved bytes back in it.
+Result<std::pair<int, int>> make_pipe(const image::Pipe& p, const std::string& dir)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return fail_sys(errno, "pipe:[{}]: pipe2", p.ino);
+	if (p.capacity && fcntl(fds[1], F_SETPIPE_SZ, int(p.capacity)) < 0)
+		return fail_sys(errno, "pipe:[{}]: set capacity {}", p.ino, p.capacity);
+	std::string bytes = BCK_TRY(read_blob_range(dir, p.data));
+	BCK_CHECK(context(write_all(fds[1], bytes.data(), bytes.size()), "pipe:[{}]: write back {} bytes", p.ino,
+			  bytes.size()));
+	return std::make_pair(fds[0], fds[1]);
+}
+
+// An external file stands for something outside the image: by default restore's own stdin (read ends) or stdout
+// (write ends), as CRIU does for a shell's pipes and terminals.
+int external_fd(const image::File& f)
+{
+	return (f.flags & O_ACCMODE) == O_RDONLY ? STDIN_FILENO : STDOUT_FILENO;
+}
+
+}  // namespace
+
+Result<int> move_high(int fd, int base)
+{
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	int e = errno;
+	close(fd);
+	if (hi < 0)
+		return fail_sys(e, "move fd above {}", base);
+	return hi;
+}
+
+Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir)
+{
+	MasterFiles mf;
+	int max_fd = 2;
+	for (const auto& p : img.processes)
+		for (const auto& fd : p.fds)
+			max_fd = std::max(max_fd, int(fd.fd));
+	mf.base = max_fd + 64;
+	rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rlim_t(mf.base) + img.files.size() * 2 + 1024 > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rlim_t(mf.base) + img.files.size() * 2 + 1024 > rl.rlim_cur)
+			return fail(ExitCode::failure, "fd {} is above what RLIMIT_NOFILE ({}) allows", max_fd, rl.rlim_cur);
+	}
+
+	std::map<uint64_t, std::pair<int, int>> pipes;
+	for (const image::Pipe& p : img.pipes) {
+		auto [r, w] = BCK_TRY(make_pipe(p, dir));
+		pipes[p.ino] = {BCK_TRY(move_high(r, mf.base)), BCK_TRY(move_high(w, mf.base))};
+		mf.all.push_back(pipes[p.ino].first);
+		mf.all.push_back(pipes[p.ino].second);
+	}
+	mf.by_file.assign(img.files.size(), -1);
+	for (const image::File& f : img.files) {
+		int fd;
+		if (f.external) {
+			fd = BCK_TRY(move_high(dup(external_fd(f)), mf.base));
+		} else if (f.kind == "pipe") {
+			auto it = pipes.find(f.pipe.value_or(0));
+			if (it == pipes.end())
+				return fail(ExitCode::bad_image, "file {}: pipe:[{}] is not in the image", f.id,
+					    f.pipe.value_or(0));
+			bool reader = (f.flags & O_ACCMODE) == O_RDONLY;
+			fd = BCK_TRY(move_high(dup(reader ? it->second.first : it->second.second), mf.base));
+			if (fcntl(fd, F_SETFL, int(f.flags) & (O_NONBLOCK | O_APPEND)) != 0)
+				return fail_sys(errno, "pipe:[{}]: set flags", *f.pipe);
+		} else if (f.kind == "regular" || f.kind == "directory" || f.kind == "chardev") {
+			fd = BCK_TRY(move_high(BCK_TRY(open_regular(f)), mf.base));
+		} else {
+			return fail(ExitCode::unsupported, "file {} ({}): restoring a {} is not supported", f.id, f.path,
+				    f.kind);
+		}
+		mf.by_file[f.id] = fd;
+		mf.all.push_back(fd);
+	}
+	return mf;
+}
+
+Status install_fds(const image::Process& p, const MasterFiles& mf, const std::vector<int>& keep)
+{
+	for (const image::Fd& fd : p.fds) {
+		int src = mf.by_file.at(fd.file);
+		if (dup3(src, int(fd.fd), fd.cloexec ? O_CLOEXEC : 0) < 0)
+			return fail_sys(errno, "pid {} fd {}: dup3", p.pid, fd.fd);
+	}
+	// Everything else below the master base that is not a saved fd must go (inherited from bpfckpt itself).
+	std::vector<bool> wanted(size_t(mf.base), false);
+	for (const image::Fd& fd : p.fds)
+		wanted[fd.fd] = true;
+	for (int fd = 0; fd < mf.base; fd++)
+		if (!wanted[size_t(fd)] && std::find(keep.begin(), keep.end(), fd) == keep.end())
+			close(fd);
+	for (int fd : mf.all)
+		if (std::find(keep.begin(), keep.end(), fd) == keep.end())
+			close(fd);
+	return {};
+}
+
+Result<UniqueFd> open_mapped_file(const image::Vma& v)
+{
+	bool writable_shared = v.shared && (v.prot & 2 /* PROT_WRITE */);
+	UniqueFd fd(::open(v.path.c_str(), (writable_shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "mapped file {}: open", v.path);
+	struct stat st;
+	if (fstat(fd.get(), &st) != 0)
+		return fail_sys(errno, "mapped file {}: stat", v.path);
+	// A different file under the same name would restore the wrong code or data.
+	if (uint64_t(st.st_ino) != v.ino || uint64_t(st.st_size) != v.file_size || st.st_mtim.tv_sec != v.mtime_sec ||
+	    uint32_t(st.st_mtim.tv_nsec) != v.mtime_nsec)
+		return fail(ExitCode::failure, "mapped file {}: changed since the dump (inode, size or mtime differ)",
+			    v.path);
+	return fd;
+}
+
+}  // namespace bpfckpt::restore

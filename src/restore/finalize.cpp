@@ -1,0 +1,169 @@
+#include "restore/finalize.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "bpfckpt/compat.h"
+#include "common/fd.h"
+
+namespace bpfckpt::restore {
+
+namespace {
+
+constexpr size_t kVdsoScan = 8192;
+
+Status set_regset(pid_t tid, int type, void* data, size_t len, const char* what)
+{
+	iovec iov{data, len};
+	if (ptrace(PTRACE_SETREGSET, tid, (void*)(long)type, &iov) != 0)
+		return fail_sys(errno, "thread {}: set {}", tid, what);
+	return {};
+}
+
+Result<user_regs_struct> get_regs(pid_t tid)
+{
+	user_regs_struct r{};
+	iovec iov{&r, sizeof(r)};
+	if (ptrace(PTRACE_GETREGSET, tid, (void*)(long)NT_PRSTATUS, &iov) != 0)
+		return fail_sys(errno, "thread {}: get registers", tid);
+	return r;
+}
+
+// Waits for tid's next ptrace stop.
+Status wait_stop(pid_t tid)
+{
+	int status;
+	if (waitpid(tid, &status, __WALL) != tid)
+		return fail_sys(errno, "thread {}: wait", tid);
+	if (!WIFSTOPPED(status))
+		return fail(ExitCode::failure, "thread {}: exited during restore (status {:#x})", tid, status);
+	return {};
+}
+
+// munmap(start, len) run by the thread itself, through the vdso's syscall instruction; PTRACE_SYSCALL stops it
+// at the syscall's entry and again at its exit, so it never runs past the instruction.
+Status inject_munmap(pid_t tid, uint64_t syscall_addr, uint64_t start, uint64_t len)
+{
+	user_regs_struct r = BCK_TRY(get_regs(tid));
+	r.rax = SYS_munmap;
+	r.orig_rax = uint64_t(-1);
+	r.rdi = start;
+	r.rsi = len;
+	r.rip = syscall_addr;
+	BCK_CHECK(set_regset(tid, NT_PRSTATUS, &r, sizeof(r), "registers for munmap"));
+	for (int stop = 0; stop < 2; stop++) {
+		if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0)
+			return fail_sys(errno, "thread {}: PTRACE_SYSCALL", tid);
+		BCK_CHECK(wait_stop(tid));
+	}
+	r = BCK_TRY(get_regs(tid));
+	if (int64_t(r.rax) < 0)
+		return fail_errno(ExitCode::failure, int(-int64_t(r.rax)), "thread {}: unmap the restore shim", tid);
+	return {};
+}
+
+// A thread stopped inside a syscall resumes as the kernel's signal path would have made it: restartable calls
+// are re-issued (ip back over the 2-byte syscall instruction, rax = the syscall number again); a call that can
+// only be restarted through its restart block (nanosleep and friends) returns EINTR, as after a handled signal.
+void fix_syscall_restart(user_regs_struct& r, const image::SyscallState& sc)
+{
+	if (!sc.in_syscall)
+		return;
+	switch (-sc.ret) {
+	case BCK_ERESTARTSYS:
+	case BCK_ERESTARTNOINTR:
+	case BCK_ERESTARTNOHAND:
+		r.rax = uint64_t(sc.nr);
+		r.rip -= 2;
+		break;
+	case BCK_ERESTART_RESTARTBLOCK:
+		r.rax = uint64_t(-EINTR);
+		break;
+	}
+	r.orig_rax = uint64_t(-1);  // so the kernel does not apply its own restart logic on top
+}
+
+Result<std::string> read_ref(const std::string& dir, const image::BlobRef& ref)
+{
+	UniqueFd fd(::open((dir + "/" + ref.blob).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open blob {}", ref.blob);
+	std::string out(ref.size, '\0');
+	if (pread(fd.get(), out.data(), out.size(), off_t(ref.offset)) != ssize_t(out.size()))
+		return fail(ExitCode::bad_image, "blob {}: short read", ref.blob);
+	return out;
+}
+
+user_regs_struct saved_regs(const image::Thread& t)
+{
+	user_regs_struct r{};
+	auto g = [&](const char* n) { return t.regs.gpr.count(n) ? t.regs.gpr.at(n) : 0; };
+#define BCK_REG(n) r.n = g(#n)
+	BCK_REG(r15); BCK_REG(r14); BCK_REG(r13); BCK_REG(r12); BCK_REG(rbp); BCK_REG(rbx); BCK_REG(r11);
+	BCK_REG(r10); BCK_REG(r9); BCK_REG(r8); BCK_REG(rax); BCK_REG(rcx); BCK_REG(rdx); BCK_REG(rsi);
+	BCK_REG(rdi); BCK_REG(orig_rax); BCK_REG(rip); BCK_REG(cs); BCK_REG(eflags); BCK_REG(rsp); BCK_REG(ss);
+	BCK_REG(fs_base); BCK_REG(gs_base); BCK_REG(ds); BCK_REG(es); BCK_REG(fs); BCK_REG(gs);
+#undef BCK_REG
+	return r;
+}
+
+Status finalize_thread(const image::Thread& t, const std::string& dir)
+{
+	pid_t tid = pid_t(t.tid);
+	user_regs_struct r = saved_regs(t);
+	fix_syscall_restart(r, t.syscall);
+	BCK_CHECK(set_regset(tid, NT_PRSTATUS, &r, sizeof(r), "registers"));
+	std::string xstate = BCK_TRY(read_ref(dir, t.regs.xstate));
+	BCK_CHECK(set_regset(tid, NT_X86_XSTATE, xstate.data(), xstate.size(), "XSAVE state"));
+	uint64_t mask = t.sigmask;
+	if (ptrace(PTRACE_SETSIGMASK, tid, (void*)sizeof(mask), &mask) != 0)
+		return fail_sys(errno, "thread {}: set signal mask", tid);
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	for (uint32_t c : t.cpus)
+		if (c < CPU_SETSIZE)
+			CPU_SET(c, &cpus);
+	// Best effort: the CPUs may not exist here (another machine); the thread then runs where it may.
+	sched_setaffinity(tid, sizeof(cpus), &cpus);
+	setpriority(PRIO_PROCESS, id_t(tid), t.nice);
+	return {};
+}
+
+}  // namespace
+
+Result<uint64_t> vdso_syscall_offset()
+{
+	const auto* vdso = reinterpret_cast<const unsigned char*>(getauxval(AT_SYSINFO_EHDR));
+	if (!vdso)
+		return fail(ExitCode::kernel, "no vDSO in this process");
+	for (size_t i = 0; i + 1 < kVdsoScan; i++)
+		if (vdso[i] == 0x0f && vdso[i + 1] == 0x05)
+			return uint64_t(i);
+	return fail(ExitCode::kernel, "no syscall instruction in the vDSO");
+}
+
+Status finalize_process(const image::Process& p, const std::string& dir, uint64_t shim_start, uint64_t shim_len)
+{
+	auto vdso = std::find_if(p.vmas.begin(), p.vmas.end(), [](const auto& v) { return v.kind == "vdso"; });
+	if (vdso == p.vmas.end())
+		return fail(ExitCode::bad_image, "pid {}: no [vdso] in the image", p.pid);
+	uint64_t off = BCK_TRY(vdso_syscall_offset());
+	BCK_CHECK(inject_munmap(pid_t(p.threads.front().tid), vdso->start + off, shim_start, shim_len));
+	for (const image::Thread& t : p.threads)
+		BCK_CHECK(finalize_thread(t, dir));
+	return {};
+}
+
+}  // namespace bpfckpt::restore

@@ -1,0 +1,19 @@
+// The last step of a restore, done from outside with ptrace: every thread of a restored process is parked on the
+// shim's int3. The restorer removes the shim's mapping (a munmap injected through the vdso's syscall instruction,
+// since code cannot unmap itself and go on) and sets each thread's saved registers, FPU/AVX state, signal mask,
+// affinity and priority, adjusted as the kernel would for an interrupted syscall. Detaching then lets them run.
+#pragma once
+
+#include <sys/types.h>
+
+#include "common/result.h"
+#include "image/model.h"
+
+namespace bpfckpt::restore {
+
+Status finalize_process(const image::Process& p, const std::string& dir, uint64_t shim_start, uint64_t shim_len);
+
+// Offset of a `syscall` instruction inside this kernel's vDSO (the same in every process on this kernel).
+Result<uint64_t> vdso_syscall_offset();
+
+}  // namespace bpfckpt::restore

@@ -1,0 +1,362 @@
+#include "restore/restore.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "common/fd.h"
+#include "common/log.h"
+#include "image/validate.h"
+#include "restore/files.h"
+#include "restore/finalize.h"
+#include "restore/shim/plan.h"
+#include "restore/shim_loader.h"
+
+namespace bpfckpt::restore {
+
+namespace {
+
+constexpr int kReadyTimeoutMs = 30000;
+
+double now_s()
+{
+	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// What a restorer tells the master, in one atomic pipe write (< PIPE_BUF).
+struct Report {
+	int32_t pid;
+	int32_t ok;
+	uint64_t shim_start;
+	uint64_t shim_len;
+	char msg[232];
+};
+static_assert(sizeof(Report) <= 256);
+
+// Pipes between the master and the restorers, all above the saved fd numbers.
+struct Control {
+	int report_rd = -1, report_wr = -1;
+	std::vector<int> go_rd, go_wr;  // per process: the master writes one byte when the restorer may jump
+};
+
+Status check_restorable(const image::Image& img)
+{
+	for (const auto& p : img.processes) {
+		if (p.state == "zombie")
+			return fail(ExitCode::unsupported, "pid {}: restoring a zombie is not supported yet", p.pid);
+		for (const auto& t : p.threads)
+			if (access(fmt::format("/proc/{}", t.tid).c_str(), F_OK) == 0)
+				return fail(ExitCode::target_busy, "pid {}: in use on this machine (the dumped process, or "
+					    "another, still holds it); free it, or restore with --pidns", t.tid);
+	}
+	if (!img.shmem.empty())
+		return fail(ExitCode::unsupported, "shared memory ({}): restoring it is not supported yet",
+			    img.shmem.front().path);
+	return {};
+}
+
+pid_t clone_with_pid(pid_t pid)
+{
+	clone_args args{};
+	args.exit_signal = SIGCHLD;
+	args.set_tid = reinterpret_cast<uint64_t>(&pid);
+	args.set_tid_size = 1;
+	return pid_t(syscall(SYS_clone3, &args, sizeof(args)));
+}
+
+class Restorer {
+public:
+	Restorer(const image::Image& img, const std::string& dir, const MasterFiles& mf, const Control& c)
+		: img_(img), dir_(dir), mf_(mf), ctl_(c)
+	{
+	}
+
+	// Runs in the forked process that becomes img.processes[i]; never returns.
+	[[noreturn]] void run(size_t i);
+
+private:
+	Status prepare(size_t i);
+	void report_error(size_t i, const Error& e);
+
+	const image::Image& img_;
+	const std::string& dir_;
+	const MasterFiles& mf_;
+	const Control& ctl_;
+};
+
+void Restorer::report_error(size_t i, const Error& e)
+{
+	Report r{};
+	r.pid = int32_t(img_.processes[i].pid);
+	snprintf(r.msg, sizeof(r.msg), "%s", e.describe().c_str());
+	(void)!write(ctl_.report_wr, &r, sizeof(r));
+}
+
+Status Restorer::prepare(size_t i)
+{
+	const image::Process& p = img_.processes[i];
+	// A restorer that outlives its parent's failure must not linger; cleared again right before the shim.
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (p.sid == p.pid && setsid() < 0)
+		return fail_sys(errno, "pid {}: setsid", p.pid);
+	if (p.pgid == p.pid && p.sid != p.pid && setpgid(0, 0) != 0)
+		return fail_sys(errno, "pid {}: setpgid", p.pid);
+	for (size_t j = 0; j < img_.processes.size(); j++) {
+		if (img_.processes[j].ppid != p.pid || j == i)
+			continue;
+		pid_t child = clone_with_pid(pid_t(img_.processes[j].pid));
+		if (child < 0)
+			return fail_sys(errno, "pid {}: create child {}", p.pid, img_.processes[j].pid);
+		if (child == 0)
+			run(j);
+	}
+	if (p.pgid != p.pid && getpgrp() != pid_t(p.pgid) && access(fmt::format("/proc/{}", p.pgid).c_str(), F_OK) == 0)
+		setpgid(0, pid_t(p.pgid));  // best effort: a group outside the image stays as it is
+	if (chdir(p.cwd.c_str()) != 0)
+		return fail_sys(errno, "pid {}: chdir {}", p.pid, p.cwd);
+	umask(mode_t(p.umask));
+	ShimInputs in = BCK_TRY(open_shim_inputs(p, dir_, mf_.base));
+	ShimPlacement where = BCK_TRY(place_shim(p, shim_plan_bytes(p)));
+	std::vector<int> keep = in.all();
+	keep.push_back(ctl_.report_wr);
+	keep.push_back(ctl_.go_rd[i]);
+	BCK_CHECK(install_fds(p, mf_, keep));
+	static const int kResources[] = {RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE,
+					 RLIMIT_RSS, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS,
+					 RLIMIT_LOCKS, RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE, RLIMIT_NICE,
+					 RLIMIT_RTPRIO, RLIMIT_RTTIME};
+	for (size_t r = 0; r < p.rlimits.size() && r < std::size(kResources); r++) {
+		rlimit rl{p.rlimits[r].cur, p.rlimits[r].max};
+		if (setrlimit(kResources[r], &rl) != 0)
+			return fail_sys(errno, "pid {}: set rlimit {}", p.pid, p.rlimits[r].name);
+	}
+
+	Report ready{};
+	ready.pid = int32_t(p.pid);
+	ready.ok = 1;
+	ready.shim_start = where.start;
+	ready.shim_len = where.len;
+	if (write(ctl_.report_wr, &ready, sizeof(ready)) != sizeof(ready))
+		return fail_sys(errno, "pid {}: report ready", p.pid);
+	char go;
+	if (read(ctl_.go_rd[i], &go, 1) != 1)
+		_exit(1);  // the master gave up: it reports why
+	prctl(PR_SET_PDEATHSIG, 0);
+	return enter_shim(p, in, where, {ctl_.report_wr, ctl_.go_rd[i]});
+}
+
+void Restorer::run(size_t i)
+{
+	Status st = prepare(i);
+	report_error(i, st ? Error{ExitCode::failure, 0, "restore shim returned"} : st.error());
+	_exit(1);
+}
+
+// The master's side: collects every restorer's "ready", seizes it, lets it go, and finishes each process once
+// all of its threads are parked in the shim.
+class Master {
+public:
+	Master(const image::Image& img, const std::string& dir) : img_(img), dir_(dir) {}
+	~Master() { kill_all(); }
+
+	Status run(const RestoreOptions& opt, RestoreStats& st);
+
+private:
+	Status make_control(int base);
+	Status collect_ready();
+	Status wait_parked();
+	Status check_shim_error(pid_t pid);
+	void kill_all();
+
+	const image::Image& img_;
+	const std::string& dir_;
+	Control ctl_;
+	pid_t root_ = -1;
+	bool done_ = false;
+	std::map<pid_t, ShimPlacement> shims_;   // by pid
+	std::map<pid_t, UniqueFd> pidfds_;
+	std::set<pid_t> parked_;
+	std::map<pid_t, pid_t> tgid_of_;         // tid -> pid
+};
+
+Status Master::make_control(int base)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC | O_DIRECT) != 0)  // O_DIRECT: packet mode, one Report per read
+		return fail_sys(errno, "pipe2");
+	ctl_.report_rd = BCK_TRY(move_high(fds[0], base));
+	ctl_.report_wr = BCK_TRY(move_high(fds[1], base));
+	for (size_t i = 0; i < img_.processes.size(); i++) {
+		if (pipe2(fds, O_CLOEXEC) != 0)
+			return fail_sys(errno, "pipe2");
+		ctl_.go_rd.push_back(BCK_TRY(move_high(fds[0], base)));
+		ctl_.go_wr.push_back(BCK_TRY(move_high(fds[1], base)));
+	}
+	return {};
+}
+
+Status Master::collect_ready()
+{
+	size_t ready = 0;
+	while (ready < img_.processes.size()) {
+		pollfd pfd{ctl_.report_rd, POLLIN, 0};
+		int n = poll(&pfd, 1, kReadyTimeoutMs);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail(ExitCode::failure, "restore: {} of {} processes not ready after {} s", img_.processes.size() - ready,
+				    img_.processes.size(), kReadyTimeoutMs / 1000);
+		Report r{};
+		if (read(ctl_.report_rd, &r, sizeof(r)) != sizeof(r))
+			return fail_sys(errno, "read a restorer's report");
+		r.msg[sizeof(r.msg) - 1] = 0;
+		if (!r.ok)
+			return fail(ExitCode::failure, "{}", r.msg);
+		pid_t pid = r.pid;
+		int pfd_ = int(syscall(SYS_pidfd_open, pid, 0));
+		if (pfd_ < 0)
+			return fail_sys(errno, "pid {}: pidfd_open", pid);
+		pidfds_.emplace(pid, UniqueFd(pfd_));
+		shims_[pid] = {r.shim_start, r.shim_len};
+		// Seized before it jumps, so that the threads the shim creates are traced from their first instruction.
+		if (ptrace(PTRACE_SEIZE, pid, nullptr, (void*)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) != 0)
+			return fail_sys(errno, "pid {}: PTRACE_SEIZE", pid);
+		ready++;
+	}
+	for (size_t i = 0; i < img_.processes.size(); i++)
+		if (write(ctl_.go_wr[i], "g", 1) != 1)
+			return fail_sys(errno, "release pid {}", img_.processes[i].pid);
+	return {};
+}
+
+Status Master::check_shim_error(pid_t pid)
+{
+	shim_plan plan{};
+	iovec local{&plan, sizeof(plan)};
+	iovec remote{reinterpret_cast<void*>(shims_.at(pid).start + shim_plan_offset()), sizeof(plan)};
+	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != ssize_t(sizeof(plan)))
+		return fail_sys(errno, "pid {}: read the shim's report", pid);
+	if (plan.error)
+		return fail_errno(ExitCode::failure, int(-plan.error), "pid {}: restore shim step {} failed at {:#x}", pid,
+				  plan.error_step, plan.error_arg);
+	return {};
+}
+
+Status Master::wait_parked()
+{
+	size_t threads = 0;
+	for (const auto& p : img_.processes)
+		for (const auto& t : p.threads)
+			threads++, tgid_of_[pid_t(t.tid)] = pid_t(p.pid);
+	while (parked_.size() < threads) {
+		int status;
+		pid_t tid = waitpid(-1, &status, __WALL);
+		if (tid < 0)
+			return fail_sys(errno, "wait for restored threads");
+		if (!tgid_of_.count(tid))
+			continue;
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return fail(ExitCode::failure, "pid {}: thread {} died during restore ({} {})", tgid_of_[tid], tid,
+				    WIFEXITED(status) ? "exit" : "signal",
+				    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		int sig = WSTOPSIG(status);
+		int event = status >> 16;
+		if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_STOP) {
+			ptrace(PTRACE_CONT, tid, nullptr, nullptr);
+			continue;
+		}
+		if (sig == SIGTRAP) {
+			BCK_CHECK(check_shim_error(tgid_of_[tid]));
+			parked_.insert(tid);
+			continue;
+		}
+		return fail(ExitCode::failure, "pid {}: thread {} got signal {} in the restore shim", tgid_of_[tid], tid,
+			    sig);
+	}
+	return {};
+}
+
+void Master::kill_all()
+{
+	if (done_)
+		return;
+	for (auto& [pid, fd] : pidfds_)
+		syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
+	if (root_ > 0) {
+		kill(root_, SIGKILL);  // our own child: its pid cannot have been reused before we reap it
+		waitpid(root_, nullptr, __WALL);
+	}
+}
+
+Status Master::run(const RestoreOptions& opt, RestoreStats& st)
+{
+	double t0 = now_s();
+	MasterFiles mf = BCK_TRY(open_master_files(img_, dir_));
+	BCK_CHECK(make_control(mf.base));
+	auto root = std::find_if(img_.processes.begin(), img_.processes.end(),
+				 [&](const auto& p) { return p.pid == img_.target.pid; });
+	if (root == img_.processes.end())
+		root = img_.processes.begin();
+	size_t root_idx = size_t(root - img_.processes.begin());
+	Restorer restorer(img_, dir_, mf, ctl_);
+	root_ = clone_with_pid(pid_t(root->pid));
+	if (root_ < 0) {
+		int e = errno;
+		return fail_errno(e == EEXIST ? ExitCode::target_busy : exit_for_errno(e), e, "pid {}: create", root->pid);
+	}
+	if (root_ == 0)
+		restorer.run(root_idx);
+	for (int fd : mf.all)
+		close(fd);
+	BCK_CHECK(collect_ready());
+	st.forking_time = now_s() - t0;
+	BCK_CHECK(wait_parked());
+	for (const auto& p : img_.processes) {
+		const ShimPlacement& s = shims_.at(pid_t(p.pid));
+		BCK_CHECK(context(finalize_process(p, dir_, s.start, s.len), "pid {}", p.pid));
+		for (const auto& v : p.vmas)
+			for (const auto& r : v.pages)
+				st.pages_restored += r.npages;
+	}
+	for (pid_t tid : parked_)
+		ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+	done_ = true;
+	st.restore_time = now_s() - t0;
+	st.processes = img_.processes.size();
+	if (opt.detach)
+		return {};
+	int status = 0;
+	if (waitpid(root_, &status, 0) != root_)
+		return fail_sys(errno, "wait for pid {}", root_);
+	st.root_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return {};
+}
+
+}  // namespace
+
+Result<RestoreStats> restore_image(const RestoreOptions& opt)
+{
+	image::Image img = BCK_TRY(image::load_image(opt.dir));
+	BCK_CHECK(check_restorable(img));
+	RestoreStats st;
+	Master m(img, opt.dir);
+	BCK_CHECK(m.run(opt, st));
+	return st;
+}
+
+}  // namespace bpfckpt::restore

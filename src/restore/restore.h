@@ -1,0 +1,27 @@
+// `bpfckpt restore`: an image directory -> the process tree running again. Orchestration only: files.h opens
+// what processes share, shim_loader.h replaces a restorer's memory with the saved one, finalize.h sets registers.
+#pragma once
+
+#include <string>
+
+#include "common/result.h"
+
+namespace bpfckpt::restore {
+
+struct RestoreOptions {
+	std::string dir;
+	bool detach = false;  // -d: return once everything runs; otherwise wait for the root and return its status
+};
+
+// CRIU's names; times in seconds.
+struct RestoreStats {
+	double forking_time = 0;
+	double restore_time = 0;
+	uint64_t pages_restored = 0;
+	uint64_t processes = 0;
+	int root_status = 0;  // without -d: the root's exit code, or 128 + the signal that killed it
+};
+
+Result<RestoreStats> restore_image(const RestoreOptions& opt);
+
+}  // namespace bpfckpt::restore

@@ -1,0 +1,292 @@
+#include "restore/shim_loader.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "restore/files.h"
+#include "restore/shim/plan.h"
+
+extern "C" {
+extern const char _binary_shim_bin_start[];
+extern const char _binary_shim_bin_end[];
+}
+
+namespace bpfckpt::restore {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kThreadStack = 64 * 1024;
+constexpr uint64_t kTopOfUser = 0x7ffffffff000ull;
+
+uint64_t page_up(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
+
+size_t shim_code_bytes() { return size_t(_binary_shim_bin_end - _binary_shim_bin_start); }
+
+struct Layout {
+	uint64_t code = 0, plan = 0, stacks = 0, total = 0;
+};
+
+Layout layout_for(const image::Process& p, size_t plan_bytes)
+{
+	Layout l;
+	l.plan = page_up(shim_code_bytes());
+	l.stacks = l.plan + page_up(plan_bytes);
+	l.total = l.stacks + (p.threads.size() + 1) * kThreadStack;  // +1: the stack shim_main starts on
+	return l;
+}
+
+// Our own mappings, from /proc/self/maps: everything the shim must unmap except itself and the vdso/vvar.
+struct OwnMap {
+	uint64_t start, end;
+	std::string name;
+};
+
+Result<std::vector<OwnMap>> own_maps()
+{
+	std::ifstream in("/proc/self/maps");
+	if (!in)
+		return fail_sys(errno, "read /proc/self/maps");
+	std::vector<OwnMap> out;
+	for (std::string line; std::getline(in, line);) {
+		OwnMap m{};
+		std::istringstream ls(line);
+		std::string range, perms, off, dev, ino;
+		ls >> range >> perms >> off >> dev >> ino;
+		std::getline(ls, m.name);
+		m.name.erase(0, m.name.find_first_not_of(' '));
+		m.start = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+		m.end = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
+		out.push_back(m);
+	}
+	return out;
+}
+
+bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
+
+// glibc registered an rseq area in our TLS; the kernel would keep writing to it after the shim unmaps it.
+void unregister_rseq()
+{
+	if (__rseq_size == 0)
+		return;
+	void* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+	// glibc 2.35+ registers 32 bytes (the original struct rseq size) with RSEQ_SIG.
+	for (unsigned len : {32u, __rseq_size})
+		if (syscall(SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0)
+			return;
+}
+
+void fill_threads(const image::Process& p, const ShimPlacement& where, const Layout& l, shim_thread* t)
+{
+	for (size_t i = 0; i < p.threads.size(); i++) {
+		const image::Thread& th = p.threads[i];
+		t[i] = {};
+		t[i].tid = th.tid;
+		t[i].stack_top = where.start + l.stacks + (i + 2) * kThreadStack;
+		t[i].rseq = th.rseq;
+		t[i].rseq_len = th.rseq_len;
+		t[i].rseq_sig = th.rseq_sig;
+		t[i].clear_child_tid = th.clear_child_tid;
+		t[i].robust_list = th.robust_list;
+		t[i].ss_sp = th.sas_ss_sp;
+		t[i].ss_size = th.sas_ss_size;
+		t[i].ss_flags = th.sas_ss_flags;
+	}
+}
+
+}  // namespace
+
+std::vector<int> ShimInputs::all() const
+{
+	std::vector<int> v = vma_fds;
+	v.push_back(pages_fd);
+	v.push_back(exe_fd);
+	return v;
+}
+
+size_t shim_plan_bytes(const image::Process& p)
+{
+	size_t runs = 0;
+	for (const auto& v : p.vmas)
+		runs += v.pages.size();
+	return sizeof(shim_plan) + 512 * sizeof(shim_range) + 8 * sizeof(shim_move) + p.vmas.size() * sizeof(shim_vma) +
+	       runs * sizeof(shim_run) + p.threads.size() * sizeof(shim_thread) + 64 * sizeof(shim_sigaction);
+}
+
+Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes)
+{
+	Layout l = layout_for(p, plan_bytes);
+	// Walk the gaps between saved VMAs from the top down; try each with MAP_FIXED_NOREPLACE, which also refuses
+	// addresses our own mappings use.
+	std::vector<std::pair<uint64_t, uint64_t>> gaps;
+	uint64_t prev_end = 0x10000;
+	for (const auto& v : p.vmas) {
+		if (v.start > prev_end)
+			gaps.emplace_back(prev_end, v.start);
+		prev_end = std::max(prev_end, v.end);
+	}
+	gaps.emplace_back(prev_end, kTopOfUser);
+	for (auto it = gaps.rbegin(); it != gaps.rend(); ++it) {
+		for (uint64_t at = it->second; at >= it->first + l.total && at >= l.total; at -= 64ull << 20) {
+			uint64_t start = (at - l.total) & ~(kPage - 1);
+			void* m = mmap(reinterpret_cast<void*>(start), l.total, PROT_READ | PROT_WRITE | PROT_EXEC,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (m == reinterpret_cast<void*>(start))
+				return ShimPlacement{start, l.total};
+			if (m != MAP_FAILED)
+				munmap(m, l.total);
+			if (at - it->first < (64ull << 20) + l.total)
+				break;
+		}
+	}
+	return fail(ExitCode::failure, "pid {}: no hole in the saved address space for the restore shim", p.pid);
+}
+
+Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base)
+{
+	ShimInputs in;
+	if (!p.pages_blob.empty()) {
+		int fd = ::open((dir + "/" + p.pages_blob).c_str(), O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return fail_sys(errno, "pid {}: open {}", p.pid, p.pages_blob);
+		in.pages_fd = BCK_TRY(move_high(fd, fd_base));
+	}
+	int exe = ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
+	if (exe < 0)
+		return fail_sys(errno, "pid {}: open executable {}", p.pid, p.exe);
+	in.exe_fd = BCK_TRY(move_high(exe, fd_base));
+	for (const auto& v : p.vmas) {
+		int fd = -1;
+		if (v.kind == "file") {
+			UniqueFd f = BCK_TRY(context(open_mapped_file(v), "pid {}", p.pid));
+			fd = BCK_TRY(move_high(f.release(), fd_base));
+		} else if (v.kind == "shmem") {
+			return fail(ExitCode::unsupported, "pid {}: restoring shared memory {} is not supported yet", p.pid,
+				    v.path);
+		}
+		in.vma_fds.push_back(fd);
+	}
+	return in;
+}
+
+uint64_t shim_plan_offset() { return page_up(shim_code_bytes()); }
+
+Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlacement& where,
+		  const std::vector<int>& extra_close)
+{
+	size_t plan_bytes = shim_plan_bytes(p);
+	Layout l = layout_for(p, plan_bytes);
+	char* base = reinterpret_cast<char*>(where.start);
+	std::memcpy(base, _binary_shim_bin_start, shim_code_bytes());
+	auto* plan = reinterpret_cast<shim_plan*>(base + l.plan);
+	std::memset(plan, 0, plan_bytes);
+	plan->magic = SHIM_PLAN_MAGIC;
+	plan->self_start = where.start;
+	plan->self_len = where.len;
+	plan->pages_fd = in.pages_fd;
+
+	uint64_t off = sizeof(shim_plan);
+	auto* ranges = reinterpret_cast<shim_range*>(reinterpret_cast<char*>(plan) + off);
+	auto* moves = reinterpret_cast<shim_move*>(ranges + 512);
+	auto own = BCK_TRY(own_maps());
+	std::vector<OwnMap> specials;
+	for (const OwnMap& m : own) {
+		if (m.name == "[vdso]" || m.name == "[vvar]" || m.name == "[vvar_vclock]") {
+			specials.push_back(m);
+			continue;
+		}
+		if (m.name == "[vsyscall]" || overlaps(m.start, m.end - m.start, where.start, where.len))
+			continue;
+		if (plan->nr_unmap == 512)
+			return fail(ExitCode::failure, "pid {}: more than 512 restorer mappings", p.pid);
+		ranges[plan->nr_unmap++] = {m.start, m.end - m.start};
+	}
+	plan->unmap_off = off;
+	plan->moves_off = off + 512 * sizeof(shim_range);
+	for (const OwnMap& m : specials) {
+		auto saved = std::find_if(p.vmas.begin(), p.vmas.end(), [&](const auto& v) { return v.path == m.name; });
+		if (saved == p.vmas.end() || saved->end - saved->start != m.end - m.start)
+			return fail(ExitCode::failure, "pid {}: {} differs from the image's (another kernel?)", p.pid, m.name);
+		moves[plan->nr_moves++] = {m.start, saved->start, m.end - m.start};
+	}
+	std::sort(moves, moves + plan->nr_moves, [](const auto& a, const auto& b) { return a.from < b.from; });
+
+	auto* vmas = reinterpret_cast<shim_vma*>(moves + 8);
+	plan->vmas_off = uint64_t(reinterpret_cast<char*>(vmas) - reinterpret_cast<char*>(plan));
+	size_t nv = 0;
+	std::vector<shim_run> runs;
+	for (size_t i = 0; i < p.vmas.size(); i++) {
+		const image::Vma& v = p.vmas[i];
+		if (v.kind == "vdso" || v.kind == "vvar" || v.kind == "vvar_vclock")
+			continue;
+		shim_vma& s = vmas[nv++];
+		s = {};
+		s.start = v.start;
+		s.len = v.end - v.start;
+		s.prot = v.prot;
+		s.flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
+		s.fd = in.vma_fds[i];
+		s.offset = v.offset;
+		s.first_run = runs.size();
+		for (const auto& r : v.pages)
+			runs.push_back({r.start, r.npages * kPage, r.blob_offset});
+		s.nr_runs = uint32_t(runs.size() - s.first_run);
+	}
+	plan->nr_vmas = nv;
+	auto* run_arr = reinterpret_cast<shim_run*>(vmas + nv);
+	std::copy(runs.begin(), runs.end(), run_arr);
+	plan->runs_off = uint64_t(reinterpret_cast<char*>(run_arr) - reinterpret_cast<char*>(plan));
+	plan->nr_runs = runs.size();
+
+	auto* threads = reinterpret_cast<shim_thread*>(run_arr + runs.size());
+	plan->threads_off = uint64_t(reinterpret_cast<char*>(threads) - reinterpret_cast<char*>(plan));
+	plan->nr_threads = p.threads.size();
+	fill_threads(p, where, l, threads);
+
+	auto* acts = reinterpret_cast<shim_sigaction*>(threads + p.threads.size());
+	plan->sigactions_off = uint64_t(reinterpret_cast<char*>(acts) - reinterpret_cast<char*>(plan));
+	for (const auto& a : p.sigactions)
+		if (a.signo != SIGKILL && a.signo != SIGSTOP)
+			acts[plan->nr_sigactions++] = {uint64_t(a.signo), a.handler, a.flags, a.restorer, a.mask};
+
+	const image::Mm& mm = p.mm;
+	plan->mm = {mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk, mm.start_stack,
+		    mm.arg_start, mm.arg_end, mm.env_start, mm.env_end, in.exe_fd, 0, {}};
+	if (mm.auxv.size() > 64)
+		return fail(ExitCode::bad_image, "pid {}: auxv of {} words", p.pid, mm.auxv.size());
+	plan->mm.auxv_words = uint32_t(mm.auxv.size());
+	std::copy(mm.auxv.begin(), mm.auxv.end(), plan->mm.auxv);
+	std::vector<int> close = extra_close;
+	for (int fd : in.vma_fds)
+		if (fd >= 0)
+			close.push_back(fd);
+	if (close.size() > 64)
+		return fail(ExitCode::unsupported, "pid {}: more than 64 mapped files", p.pid);
+	for (int fd : close)
+		plan->close_fds[plan->nr_close++] = fd;
+
+	// Signals stay blocked from here on: the saved mask is set by the restorer with ptrace at the end.
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, nullptr);
+	unregister_rseq();
+	uint64_t stack_top = where.start + l.stacks + kThreadStack;
+	__asm__ volatile("mov %0, %%rsp\n\t"
+			 "jmp *%1\n\t"
+			 :
+			 : "r"(stack_top), "a"(where.start), "D"(plan)
+			 : "memory");
+	__builtin_unreachable();
+}
+
+}  // namespace bpfckpt::restore

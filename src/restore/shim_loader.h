@@ -1,0 +1,42 @@
+// Building the shim's plan for one process and handing control to the shim. Runs inside the restored process,
+// still in bpfckpt's address space, as the very last step before the saved memory replaces it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "image/model.h"
+
+namespace bpfckpt::restore {
+
+// Where the shim sits in the restored process: the restorer removes it from outside at the end.
+struct ShimPlacement {
+	uint64_t start = 0;
+	uint64_t len = 0;
+};
+
+// Chooses a hole of the saved address space that is also free in ours (so the shim can be copied there now).
+Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes);
+
+// Opens what the shim needs (page blob, mapped files, exe) above `fd_base` and returns their numbers, so the
+// caller keeps them when it closes everything else.
+struct ShimInputs {
+	int pages_fd = -1;
+	int exe_fd = -1;
+	std::vector<int> vma_fds;  // per vma, -1 for anonymous
+	std::vector<int> all() const;
+};
+Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base);
+
+// Builds the plan, copies shim + plan into the placement and jumps. Returns only on failure. extra_close: fds
+// the shim closes once memory is in place (the restorer's own control pipes).
+Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlacement& where,
+		  const std::vector<int>& extra_close);
+
+// Where the plan sits in the shim's mapping: the restorer reads the shim's error report from there.
+uint64_t shim_plan_offset();
+
+size_t shim_plan_bytes(const image::Process& p);
+
+}  // namespace bpfckpt::restore
