@@ -106,13 +106,19 @@ static __always_inline void emit_sigactions(struct seq_file *seq, struct task_st
 	r->hdr.tag = 0;
 	r->hdr.size = sizeof(*r);
 	r->tgid = task->tgid;
-	for (int i = 0; i < BCK_NSIG; i++) {
-		struct k_sigaction *ka = &sh->action[i];
+	/* struct k_sigaction is {handler, flags, restorer, mask} on x86_64, exactly bck_sigaction: one read of the
+	 * whole table instead of 256 small ones (a quarter of the iterator's time per process). */
+	if (bpf_core_type_size(struct k_sigaction) == sizeof(struct bck_sigaction)) {
+		bpf_probe_read_kernel(r->act, sizeof(r->act), &sh->action);
+	} else {
+		for (int i = 0; i < BCK_NSIG; i++) {
+			struct k_sigaction *ka = &sh->action[i];
 
-		r->act[i].handler = (__u64)BPF_CORE_READ(ka, sa.sa_handler);
-		r->act[i].flags = BPF_CORE_READ(ka, sa.sa_flags);
-		r->act[i].restorer = (__u64)BPF_CORE_READ(ka, sa.sa_restorer);
-		r->act[i].mask = BPF_CORE_READ(ka, sa.sa_mask.sig[0]);
+			r->act[i].handler = (__u64)BPF_CORE_READ(ka, sa.sa_handler);
+			r->act[i].flags = BPF_CORE_READ(ka, sa.sa_flags);
+			r->act[i].restorer = (__u64)BPF_CORE_READ(ka, sa.sa_restorer);
+			r->act[i].mask = BPF_CORE_READ(ka, sa.sa_mask.sig[0]);
+		}
 	}
 	bpf_seq_write(seq, r, sizeof(*r));
 }

@@ -23,6 +23,14 @@ static __always_inline void fill_special(struct bck_vma *r, struct vm_area_struc
 		r->special[0] = 0;
 }
 
+/*
+ * Consecutive VMAs of one file (a library has four or five) get its path once. When an object's output does not
+ * fit the read buffer, the kernel runs the program again for the same VMA in the next read(): `last` is then that
+ * VMA itself, so the comparison is with `prev`, the one before it. Reset by the collector before each run.
+ */
+__u64 last_vma_start, last_vma_file, prev_vma_file;
+__u32 last_vma_tgid, prev_vma_tgid;
+
 SEC("iter/task_vma")
 int dump_vma(struct bpf_iter__task_vma *ctx)
 {
@@ -55,8 +63,17 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 	} else {
 		fill_special(&r, vma);
 	}
+	if (r.start != last_vma_start || r.tgid != last_vma_tgid) {
+		prev_vma_file = last_vma_file;
+		prev_vma_tgid = last_vma_tgid;
+	}
+	if (file && r.file_id == prev_vma_file && r.tgid == prev_vma_tgid)
+		r.flags |= BCK_VMA_F_SAME_FILE;
 	bpf_seq_write(seq, &r, sizeof(r));
-	if (file)
+	if (file && !(r.flags & BCK_VMA_F_SAME_FILE))
 		emit_path(seq, &file->f_path, BCK_PATH_VMA);
+	last_vma_start = r.start;
+	last_vma_file = r.file_id;
+	last_vma_tgid = r.tgid;
 	return 0;
 }

@@ -198,10 +198,12 @@ struct bck_file {
 	__u64 sock_peer_ino; /* AF_UNIX: the inode of the connected peer's socket, 0 when unconnected */
 };
 
+#define BCK_VMA_F_SAME_FILE (1u << 0) /* same file as the previous VMA of this process: no path record follows */
+
 struct bck_vma {
 	struct bck_hdr hdr;
 	__u32 tgid;
-	__u32 pad0;
+	__u32 flags;     /* BCK_VMA_F_* */
 	__u64 start;
 	__u64 end;
 	__u64 vm_flags;  /* VM_* */

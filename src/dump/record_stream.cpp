@@ -131,7 +131,18 @@ Result<std::vector<RawFile>> parse_file_stream(const std::string& bytes)
 
 Result<std::vector<RawVma>> parse_vma_stream(const std::string& bytes)
 {
-	return parse_with_paths<RawVma, bck_vma>(bytes, BCK_REC_VMA, BCK_PATH_VMA);
+	auto vmas = BCK_TRY((parse_with_paths<RawVma, bck_vma>(bytes, BCK_REC_VMA, BCK_PATH_VMA)));
+	for (size_t i = 0; i < vmas.size(); i++) {
+		RawVma& v = vmas[i];
+		if (!(v.rec.flags & BCK_VMA_F_SAME_FILE))
+			continue;
+		if (i == 0 || vmas[i - 1].rec.file_id != v.rec.file_id || vmas[i - 1].rec.tgid != v.rec.tgid)
+			return fail(ExitCode::failure, "iterator stream: vma {:x} repeats a file it does not follow",
+				    v.rec.start);
+		v.path = vmas[i - 1].path;
+		v.path_seen = vmas[i - 1].path_seen;
+	}
+	return vmas;
 }
 
 }  // namespace bpfckpt::dump

@@ -20,6 +20,7 @@
 #include <set>
 
 #include "common/fd.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "image/validate.h"
 #include "restore/files.h"
@@ -54,13 +55,32 @@ struct Control {
 	std::vector<int> go_rd, go_wr;  // per process: the master writes one byte when the restorer may jump
 };
 
+// A dumped and killed process holds its PID until its parent reaps it, usually a moment later: a zombie holder is
+// waited for, briefly; a live one is reported.
+bool pid_taken(uint32_t pid)
+{
+	std::string path = fmt::format("/proc/{}/stat", pid);
+	for (int i = 0; i < 50; i++) {
+		std::string stat;
+		if (auto s = read_file(path))
+			stat = *s;
+		else
+			return false;
+		auto paren = stat.rfind(')');
+		if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z')
+			return true;
+		usleep(40000);
+	}
+	return true;
+}
+
 Status check_restorable(const image::Image& img)
 {
 	for (const auto& p : img.processes) {
 		if (p.state == "zombie")
 			return fail(ExitCode::unsupported, "pid {}: restoring a zombie is not supported yet", p.pid);
 		for (const auto& t : p.threads)
-			if (access(fmt::format("/proc/{}", t.tid).c_str(), F_OK) == 0)
+			if (pid_taken(t.tid))
 				return fail(ExitCode::target_busy, "pid {}: in use on this machine (the dumped process, or "
 					    "another, still holds it); free it, or restore with --pidns", t.tid);
 	}
