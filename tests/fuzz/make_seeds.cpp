@@ -1,6 +1,7 @@
 // Writes the fuzz target's seed corpus: small index.json files built from the model (so they follow the current
 // format) that validate_image accepts against the blob sizes they list. Usage: make_seeds DIR. The copies in
-// tests/fuzz/seeds/ were written by it; the smoke test regenerates them in the build tree.
+// tests/fuzz/seeds/ were written by it; the smoke test regenerates them in the build tree. Compact JSON: whitespace
+// would only be something for the mutator to waste effort on.
 #include <cstdio>
 #include <string>
 
@@ -136,6 +137,33 @@ Image pipes()
 	return img;
 }
 
+// Everything flush against its limit: vmas back to back from the first page, page runs that end exactly at their
+// vma's end and at their blob's end, small numbers. One mutation of one number (a doubling, a halving, a +1 page)
+// then breaks an invariant, which is what the fuzzer needs to test the checks that guard it.
+Image tight()
+{
+	Image img = base_image();
+	Process p = process(100, 1);
+	p.threads = {thread(100, "t.bin", 0)};
+	p.vmas = {vma(0x1000, 0x2000, "anon", {{0x1000, 1, 0}}), vma(0x2000, 0x4000, "anon", {{0x2000, 2, 4096}}),
+		  vma(0x4000, 0x8000, "heap", {{0x5000, 1, 12288}, {0x6000, 2, 16384}}),
+		  vma(0x8000, 0x9000, "shmem")};
+	p.vmas[3].shared = true;
+	p.vmas[3].shmem = 0;
+	p.pages_blob = "p.bin";
+	p.fds = {{0, false, 0}, {1, false, 1}};
+	img.processes = {p};
+	File rd{0, "pipe", "pipe:[1]"};
+	rd.pipe = 1;
+	File wr = rd;
+	wr.id = 1;
+	img.files = {rd, wr};
+	img.pipes = {{1, 4096, {"d.bin", 0, 4096}}};
+	img.shmem = {{0, "memfd", "/memfd:x (deleted)", 1, 2, 0x1001, {{0, 1, 0}, {0x1000, 1, 4096}}, "d.bin"}};
+	img.blobs = {{"t.bin", 1344, kSum}, {"p.bin", 24576, kSum}, {"d.bin", 8192, kSum}};
+	return img;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -150,7 +178,7 @@ int main(int argc, char** argv)
 		Image img;
 	};
 	for (const Seed& s : {Seed{"minimal.json", minimal()}, Seed{"two_processes.json", two_processes()},
-			      Seed{"pipes.json", pipes()}}) {
+			      Seed{"pipes.json", pipes()}, Seed{"tight.json", tight()}}) {
 		BlobSizes sizes;
 		for (const Blob& b : s.img.blobs)
 			sizes[b.name] = b.size;
@@ -159,7 +187,7 @@ int main(int argc, char** argv)
 			return 1;
 		}
 		std::string path = dir + "/" + s.name;
-		if (auto ok = write_file(path, to_json_value(s.img).dump(1, '\t') + "\n", 0644); !ok) {
+		if (auto ok = write_file(path, to_json_value(s.img).dump() + "\n", 0644); !ok) {
 			std::fprintf(stderr, "make_seeds: %s\n", ok.error().describe().c_str());
 			return 1;
 		}
