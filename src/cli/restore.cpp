@@ -17,10 +17,14 @@ Run add_restore(CLI::App& root, int* exit_status)
 	cmd->add_option("-D,--images-dir", opt->dir, "image directory")->required();
 	cmd->add_flag("-d,--restore-detached", opt->detach,
 		      "return once every restored thread runs (default: wait for the root, exit with its status)");
+	cmd->add_flag("--pidns", opt->pidns,
+		      "restore into a new PID namespace under a small init; saved PIDs are kept inside it, so they need "
+		      "not be free outside");
 	cmd->add_flag("--stats", *stats, "print forking_time, restore_time (microseconds), pages_restored");
 	cmd->add_flag("--json", *json, "print the stats as JSON");
 	set_examples(*cmd, "  bpfckpt restore -D img -d            restore and return at once\n"
-			   "  bpfckpt restore -D img                restore, wait, exit with the root's status\n");
+			   "  bpfckpt restore -D img                restore, wait, exit with the root's status\n"
+			   "  bpfckpt restore -D img --pidns -d    restore even though the saved PIDs are taken\n");
 	return [opt, stats, json, exit_status]() -> Status {
 		auto st = BCK_TRY(restore::restore_image(*opt));
 		auto us = [](double s) { return uint64_t(s * 1e6); };

@@ -119,9 +119,8 @@ user_regs_struct saved_regs(const image::Thread& t)
 	return r;
 }
 
-Status finalize_thread(const image::Thread& t, const std::string& dir)
+Status finalize_thread(const image::Thread& t, pid_t tid, const std::string& dir)
 {
-	pid_t tid = pid_t(t.tid);
 	user_regs_struct r = saved_regs(t);
 	fix_syscall_restart(r, t.syscall);
 	BCK_CHECK(set_regset(tid, NT_PRSTATUS, &r, sizeof(r), "registers"));
@@ -154,15 +153,16 @@ Result<uint64_t> vdso_syscall_offset()
 	return fail(ExitCode::kernel, "no syscall instruction in the vDSO");
 }
 
-Status finalize_process(const image::Process& p, const std::string& dir, uint64_t shim_start, uint64_t shim_len)
+Status finalize_process(const image::Process& p, const std::string& dir, uint64_t shim_start, uint64_t shim_len,
+			const std::function<pid_t(uint32_t)>& outer_tid)
 {
 	auto vdso = std::find_if(p.vmas.begin(), p.vmas.end(), [](const auto& v) { return v.kind == "vdso"; });
 	if (vdso == p.vmas.end())
 		return fail(ExitCode::bad_image, "pid {}: no [vdso] in the image", p.pid);
 	uint64_t off = BCK_TRY(vdso_syscall_offset());
-	BCK_CHECK(inject_munmap(pid_t(p.threads.front().tid), vdso->start + off, shim_start, shim_len));
+	BCK_CHECK(inject_munmap(outer_tid(p.threads.front().tid), vdso->start + off, shim_start, shim_len));
 	for (const image::Thread& t : p.threads)
-		BCK_CHECK(finalize_thread(t, dir));
+		BCK_CHECK(finalize_thread(t, outer_tid(t.tid), dir));
 	return {};
 }
 

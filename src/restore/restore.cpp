@@ -41,11 +41,13 @@ double now_s()
 
 // What a restorer tells the master, in one atomic pipe write (< PIPE_BUF).
 struct Report {
-	int32_t pid;
+	int32_t pid;        // as the image has it
 	int32_t ok;
+	int32_t outer_pid;  // as the master's PID namespace numbers it (differs under --pidns)
+	int32_t pad;
 	uint64_t shim_start;
 	uint64_t shim_len;
-	char msg[232];
+	char msg[224];
 };
 static_assert(sizeof(Report) <= 256);
 
@@ -74,13 +76,15 @@ bool pid_taken(uint32_t pid)
 	return true;
 }
 
-Status check_restorable(const image::Image& img)
+Status check_restorable(const image::Image& img, bool pidns)
 {
 	for (const auto& p : img.processes) {
 		if (p.state == "zombie")
 			return fail(ExitCode::unsupported, "pid {}: restoring a zombie is not supported yet", p.pid);
+		if (pidns && p.pid == 1)
+			return fail(ExitCode::unsupported, "pid 1 is bpfckpt's init under --pidns");
 		for (const auto& t : p.threads)
-			if (pid_taken(t.tid))
+			if (!pidns && pid_taken(t.tid))
 				return fail(ExitCode::target_busy, "pid {}: in use on this machine (the dumped process, or "
 					    "another, still holds it); free it, or restore with --pidns", t.tid);
 	}
@@ -88,6 +92,27 @@ Status check_restorable(const image::Image& img)
 		return fail(ExitCode::unsupported, "shared memory ({}): restoring it is not supported yet",
 			    img.shmem.front().path);
 	return {};
+}
+
+// Our PID as the master sees it: /proc is the master's, so /proc/self names us in its namespace.
+pid_t outer_self()
+{
+	auto link = read_link("/proc/self");
+	return link ? pid_t(std::stol(*link)) : getpid();
+}
+
+// Reads the innermost PID of an outer one (NSpid's last field).
+pid_t inner_pid(pid_t outer)
+{
+	auto status = read_file(fmt::format("/proc/{}/status", outer));
+	if (!status)
+		return -1;
+	auto at = status->find("NSpid:");
+	if (at == std::string::npos)
+		return outer;
+	std::string line = status->substr(at + 6, status->find('\n', at) - at - 6);
+	auto last = line.find_last_of(" \t");
+	return pid_t(std::stol(last == std::string::npos ? line : line.substr(last + 1)));
 }
 
 pid_t clone_with_pid(pid_t pid)
@@ -169,6 +194,7 @@ Status Restorer::prepare(size_t i)
 	Report ready{};
 	ready.pid = int32_t(p.pid);
 	ready.ok = 1;
+	ready.outer_pid = outer_self();
 	ready.shim_start = where.start;
 	ready.shim_len = where.len;
 	if (write(ctl_.report_wr, &ready, sizeof(ready)) != sizeof(ready))
@@ -185,6 +211,49 @@ void Restorer::run(size_t i)
 	Status st = prepare(i);
 	report_error(i, st ? Error{ExitCode::failure, 0, "restore shim returned"} : st.error());
 	_exit(1);
+}
+
+// --pidns: PID 1 of a new namespace. It creates the root with its saved PID, forwards the signals a supervisor
+// sends (PID 1 ignores what it has no handler for), reaps orphans, and exits with the root's status.
+pid_t clone_pidns_init()
+{
+	clone_args args{};
+	args.flags = CLONE_NEWPID;
+	args.exit_signal = SIGCHLD;
+	return pid_t(syscall(SYS_clone3, &args, sizeof(args)));
+}
+
+pid_t g_ns_root = 0;
+
+void forward_signal(int sig)
+{
+	if (g_ns_root > 0)
+		kill(g_ns_root, sig);
+}
+
+[[noreturn]] void pidns_init(Restorer& restorer, size_t root_idx, pid_t root_pid)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	pid_t root = clone_with_pid(root_pid);
+	if (root < 0)
+		_exit(127);
+	if (root == 0)
+		restorer.run(root_idx);
+	g_ns_root = root;
+	for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH})
+		signal(sig, forward_signal);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, nullptr);
+	prctl(PR_SET_PDEATHSIG, 0);  // with -d the restore exits first; the namespace must live on
+	for (;;) {
+		int status;
+		pid_t r = waitpid(-1, &status, 0);
+		if (r < 0 && errno == ECHILD)
+			_exit(0);
+		if (r == root)
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	}
 }
 
 // The master's side: collects every restorer's "ready", seizes it, lets it go, and finishes each process once
@@ -211,7 +280,9 @@ private:
 	std::map<pid_t, ShimPlacement> shims_;   // by pid
 	std::map<pid_t, UniqueFd> pidfds_;
 	std::set<pid_t> parked_;
-	std::map<pid_t, pid_t> tgid_of_;         // tid -> pid
+	std::map<pid_t, pid_t> tgid_of_;         // saved tid -> saved pid
+	std::map<pid_t, pid_t> outer_;           // saved tid -> tid in our namespace
+	std::map<pid_t, pid_t> inner_;           // the reverse
 };
 
 Status Master::make_control(int base)
@@ -247,14 +318,16 @@ Status Master::collect_ready()
 		r.msg[sizeof(r.msg) - 1] = 0;
 		if (!r.ok)
 			return fail(ExitCode::failure, "{}", r.msg);
-		pid_t pid = r.pid;
-		int pfd_ = int(syscall(SYS_pidfd_open, pid, 0));
+		pid_t pid = r.pid, outer = r.outer_pid;
+		outer_[pid] = outer;
+		inner_[outer] = pid;
+		int pfd_ = int(syscall(SYS_pidfd_open, outer, 0));
 		if (pfd_ < 0)
 			return fail_sys(errno, "pid {}: pidfd_open", pid);
 		pidfds_.emplace(pid, UniqueFd(pfd_));
 		shims_[pid] = {r.shim_start, r.shim_len};
 		// Seized before it jumps, so that the threads the shim creates are traced from their first instruction.
-		if (ptrace(PTRACE_SEIZE, pid, nullptr, (void*)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) != 0)
+		if (ptrace(PTRACE_SEIZE, outer, nullptr, (void*)(PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL)) != 0)
 			return fail_sys(errno, "pid {}: PTRACE_SEIZE", pid);
 		ready++;
 	}
@@ -269,7 +342,7 @@ Status Master::check_shim_error(pid_t pid)
 	shim_plan plan{};
 	iovec local{&plan, sizeof(plan)};
 	iovec remote{reinterpret_cast<void*>(shims_.at(pid).start + shim_plan_offset()), sizeof(plan)};
-	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != ssize_t(sizeof(plan)))
+	if (process_vm_readv(outer_.at(pid), &local, 1, &remote, 1, 0) != ssize_t(sizeof(plan)))
 		return fail_sys(errno, "pid {}: read the shim's report", pid);
 	if (plan.error)
 		return fail_errno(ExitCode::failure, int(-plan.error), "pid {}: restore shim step {} failed at {:#x}", pid,
@@ -285,11 +358,18 @@ Status Master::wait_parked()
 			threads++, tgid_of_[pid_t(t.tid)] = pid_t(p.pid);
 	while (parked_.size() < threads) {
 		int status;
-		pid_t tid = waitpid(-1, &status, __WALL);
-		if (tid < 0)
+		pid_t otid = waitpid(-1, &status, __WALL);
+		if (otid < 0)
 			return fail_sys(errno, "wait for restored threads");
-		if (!tgid_of_.count(tid))
+		if (!inner_.count(otid)) {
+			// A thread the shim just created: learn its saved TID (they differ under --pidns).
+			pid_t in = inner_pid(otid);
+			if (in > 0 && tgid_of_.count(in) && !(WIFEXITED(status) || WIFSIGNALED(status)))
+				inner_[otid] = in, outer_[in] = otid;
+		}
+		if (!inner_.count(otid))
 			continue;
+		pid_t tid = inner_[otid];
 		if (WIFEXITED(status) || WIFSIGNALED(status))
 			return fail(ExitCode::failure, "pid {}: thread {} died during restore ({} {})", tgid_of_[tid], tid,
 				    WIFEXITED(status) ? "exit" : "signal",
@@ -297,7 +377,7 @@ Status Master::wait_parked()
 		int sig = WSTOPSIG(status);
 		int event = status >> 16;
 		if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_STOP) {
-			ptrace(PTRACE_CONT, tid, nullptr, nullptr);
+			ptrace(PTRACE_CONT, otid, nullptr, nullptr);
 			continue;
 		}
 		if (sig == SIGTRAP) {
@@ -334,13 +414,17 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 		root = img_.processes.begin();
 	size_t root_idx = size_t(root - img_.processes.begin());
 	Restorer restorer(img_, dir_, mf, ctl_);
-	root_ = clone_with_pid(pid_t(root->pid));
+	root_ = opt.pidns ? clone_pidns_init() : clone_with_pid(pid_t(root->pid));
 	if (root_ < 0) {
 		int e = errno;
-		return fail_errno(e == EEXIST ? ExitCode::target_busy : exit_for_errno(e), e, "pid {}: create", root->pid);
+		return fail_errno(e == EEXIST ? ExitCode::target_busy : exit_for_errno(e), e, "pid {}: create{}", root->pid,
+				  opt.pidns ? " a PID namespace" : "");
 	}
-	if (root_ == 0)
+	if (root_ == 0) {
+		if (opt.pidns)
+			pidns_init(restorer, root_idx, pid_t(root->pid));
 		restorer.run(root_idx);
+	}
 	for (int fd : mf.all)
 		close(fd);
 	BCK_CHECK(collect_ready());
@@ -348,13 +432,14 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 	BCK_CHECK(wait_parked());
 	for (const auto& p : img_.processes) {
 		const ShimPlacement& s = shims_.at(pid_t(p.pid));
-		BCK_CHECK(context(finalize_process(p, dir_, s.start, s.len), "pid {}", p.pid));
+		auto outer = [this](uint32_t tid) { return outer_.at(pid_t(tid)); };
+		BCK_CHECK(context(finalize_process(p, dir_, s.start, s.len, outer), "pid {}", p.pid));
 		for (const auto& v : p.vmas)
 			for (const auto& r : v.pages)
 				st.pages_restored += r.npages;
 	}
 	for (pid_t tid : parked_)
-		ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+		ptrace(PTRACE_DETACH, outer_.at(tid), nullptr, nullptr);
 	done_ = true;
 	st.restore_time = now_s() - t0;
 	st.processes = img_.processes.size();
@@ -372,7 +457,7 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 Result<RestoreStats> restore_image(const RestoreOptions& opt)
 {
 	image::Image img = BCK_TRY(image::load_image(opt.dir));
-	BCK_CHECK(check_restorable(img));
+	BCK_CHECK(check_restorable(img, opt.pidns));
 	RestoreStats st;
 	Master m(img, opt.dir);
 	BCK_CHECK(m.run(opt, st));

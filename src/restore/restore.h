@@ -11,6 +11,7 @@ namespace bpfckpt::restore {
 struct RestoreOptions {
 	std::string dir;
 	bool detach = false;  // -d: return once everything runs; otherwise wait for the root and return its status
+	bool pidns = false;   // --pidns: into a new PID namespace under a bpfckpt init, saved PIDs kept inside it
 };
 
 // CRIU's names; times in seconds.
