@@ -81,6 +81,8 @@ Status check_restorable(const image::Image& img, bool pidns)
 	for (const auto& p : img.processes) {
 		if (p.state == "zombie")
 			return fail(ExitCode::unsupported, "pid {}: restoring a zombie is not supported yet", p.pid);
+		if (!p.posix_timers.empty())
+			return fail(ExitCode::unsupported, "pid {}: restoring POSIX timers is not supported yet", p.pid);
 		if (pidns && p.pid == 1)
 			return fail(ExitCode::unsupported, "pid 1 is bpfckpt's init under --pidns");
 		for (const auto& t : p.threads)
@@ -271,6 +273,7 @@ private:
 	Status wait_parked();
 	Status check_shim_error(pid_t pid);
 	void kill_all();
+	void requeue_pending();
 
 	const image::Image& img_;
 	const std::string& dir_;
@@ -391,6 +394,21 @@ Status Master::wait_parked()
 	return {};
 }
 
+// Signals pending at the dump are sent again while the threads are still stopped, so they are delivered (or stay
+// pending, if blocked) once the threads run. Their siginfo is not saved: they arrive as from kill().
+void Master::requeue_pending()
+{
+	for (const auto& p : img_.processes) {
+		for (int sig = 1; sig <= 64; sig++)
+			if (p.shared_pending & (1ull << (sig - 1)))
+				kill(outer_.at(pid_t(p.pid)), sig);
+		for (const auto& t : p.threads)
+			for (int sig = 1; sig <= 64; sig++)
+				if (t.pending & (1ull << (sig - 1)))
+					syscall(SYS_tgkill, outer_.at(pid_t(p.pid)), outer_.at(pid_t(t.tid)), sig);
+	}
+}
+
 void Master::kill_all()
 {
 	if (done_)
@@ -438,6 +456,7 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 			for (const auto& r : v.pages)
 				st.pages_restored += r.npages;
 	}
+	requeue_pending();
 	for (pid_t tid : parked_)
 		ptrace(PTRACE_DETACH, outer_.at(tid), nullptr, nullptr);
 	done_ = true;

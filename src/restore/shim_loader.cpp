@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -265,6 +266,12 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	if (mm.auxv.size() > 64)
 		return fail(ExitCode::bad_image, "pid {}: auxv of {} words", p.pid, mm.auxv.size());
 	plan->mm.auxv_words = uint32_t(mm.auxv.size());
+	plan->itimers[ITIMER_REAL] = {p.it_real.interval_ns, p.it_real.value_ns};
+	plan->itimers[ITIMER_VIRTUAL] = {p.it_virt.interval_ns, p.it_virt.value_ns};
+	plan->itimers[ITIMER_PROF] = {p.it_prof.interval_ns, p.it_prof.value_ns};
+	const image::Creds& c = p.creds;
+	plan->creds = {1, c.uid, c.euid, c.suid, c.gid, c.egid, c.sgid, 0, c.cap_effective, c.cap_permitted,
+		       c.cap_inheritable};
 	std::copy(mm.auxv.begin(), mm.auxv.end(), plan->mm.auxv);
 	std::vector<int> close = extra_close;
 	for (int fd : in.vma_fds)

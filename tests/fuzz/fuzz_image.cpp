@@ -4,12 +4,22 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <random>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "image/json.h"
 #include "image/validate.h"
 
 using namespace bpfckpt::image;
+using nlohmann::json;
+
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
 namespace {
 
@@ -31,7 +41,133 @@ BlobSizes blob_sizes_for(const Image& img)
 	return sizes;
 }
 
+// Byte-level mutations almost never turn a valid index into a valid but wrong one: most break the syntax or a
+// field's type, and the few that land on a number rarely keep it page-aligned. So, when the input is JSON, mutate
+// its values instead: a number becomes a neighbour, a boundary or another number of the same index (which is how
+// runs come to overlap and offsets to land past a blob); a string becomes another string of the index or a hostile
+// name; an array element is duplicated, dropped or swapped with another.
+class JsonMutator {
+public:
+	explicit JsonMutator(unsigned seed) : rng_(seed) {}
+
+	// false when the document is too deep to walk or has nothing to mutate.
+	bool mutate(json& doc)
+	{
+		if (!collect(doc))
+			return false;
+		switch (pick(3)) {
+		case 0:
+			if (numbers_.empty())
+				return false;
+			mutate_number(*numbers_[pick(numbers_.size())]);
+			return true;
+		case 1:
+			if (strings_.empty())
+				return false;
+			mutate_string(*strings_[pick(strings_.size())]);
+			return true;
+		default:
+			if (arrays_.empty())
+				return false;
+			mutate_array(*arrays_[pick(arrays_.size())]);
+			return true;
+		}
+	}
+
+private:
+	// Iterative, and refusing depth beyond any real index: dump() recurses.
+	bool collect(json& doc)
+	{
+		std::vector<std::pair<json*, int>> todo{{&doc, 0}};
+		while (!todo.empty()) {
+			auto [j, depth] = todo.back();
+			todo.pop_back();
+			if (depth > 32)
+				return false;
+			if (j->is_number())
+				numbers_.push_back(j);
+			else if (j->is_string())
+				strings_.push_back(j);
+			if (j->is_array() && !j->empty())
+				arrays_.push_back(j);
+			if (j->is_structured())
+				for (json& child : *j)
+					todo.push_back({&child, depth + 1});
+		}
+		return true;
+	}
+
+	size_t pick(size_t n) { return size_t(rng_() % n); }
+
+	void mutate_number(json& n)
+	{
+		uint64_t v = n.is_number_float() ? 0 : n.get<uint64_t>();
+		uint64_t other = numbers_[pick(numbers_.size())]->is_number_float()
+					 ? 1
+					 : numbers_[pick(numbers_.size())]->get<uint64_t>();
+		switch (pick(12)) {
+		case 0: n = v + 1; break;
+		case 1: n = v - 1; break;
+		case 2: n = v + kPageSize; break;
+		case 3: n = v - kPageSize; break;
+		case 4: n = v * 2; break;
+		case 5: n = v / 2; break;
+		case 6: n = other; break;
+		case 7: n = other + kPageSize; break;
+		case 8: n = other - kPageSize; break;
+		case 9: n = uint64_t(1) << pick(64); break;
+		case 10: n = ~uint64_t(0) - pick(2) * (kPageSize - 1); break;
+		default: n = -int64_t(pick(3)); break;
+		}
+	}
+
+	void mutate_string(json& s)
+	{
+		static const char* const hostile[] = {"", "..", ".", "a/b", "../x", "/abs", "zombie", "pipe", "\x1b"};
+		if (pick(2))
+			s = *strings_[pick(strings_.size())];
+		else
+			s = hostile[pick(std::size(hostile))];
+	}
+
+	void mutate_array(json& a)
+	{
+		size_t i = pick(a.size()), k = pick(a.size());
+		switch (pick(3)) {
+		case 0:
+			a.insert(a.begin() + std::ptrdiff_t(k), json(a[i]));
+			break;
+		case 1:
+			a.erase(a.begin() + std::ptrdiff_t(i));
+			break;
+		default:
+			std::swap(a[i], a[k]);
+			break;
+		}
+	}
+
+	std::minstd_rand rng_;
+	std::vector<json*> numbers_, strings_, arrays_;
+};
+
 }  // namespace
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed)
+{
+	// One time in four, or whenever the value-level mutation cannot be done, libFuzzer's own byte mutations: they
+	// keep exploring the parser.
+	if (seed % 4 != 0) {
+		json doc = json::parse(data, data + size, nullptr, false);
+		if (!doc.is_discarded() && JsonMutator(seed).mutate(doc)) {
+			std::string out = doc.dump();
+			if (out.size() <= max_size) {
+				std::memcpy(data, out.data(), out.size());
+				return out.size();
+			}
+		}
+	}
+	return LLVMFuzzerMutate(data, size, max_size);
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

@@ -71,6 +71,20 @@ struct shim_mm {
 	__u64 auxv[64];
 };
 
+struct shim_itimer {
+	__u64 interval_ns;
+	__u64 value_ns;  /* 0: disarmed */
+};
+
+/* Credentials, applied by every thread for itself (they are per-thread in the kernel), last. */
+struct shim_creds {
+	__u32 apply;
+	__u32 uid, euid, suid;
+	__u32 gid, egid, sgid;
+	__u32 pad;
+	__u64 cap_effective, cap_permitted, cap_inheritable;
+};
+
 struct shim_plan {
 	__u64 magic;
 	__u64 self_start;  /* the shim's own mapping: left alone, removed from outside at the end */
@@ -85,6 +99,8 @@ struct shim_plan {
 	__u64 nr_threads, threads_off;  /* struct shim_thread[], the main thread first */
 	__u64 nr_sigactions, sigactions_off;
 	struct shim_mm mm;
+	struct shim_itimer itimers[3];  /* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF: armed last */
+	struct shim_creds creds;
 	__s64 error;       /* set by the shim before it stops when a step failed: -errno */
 	__u64 error_step;  /* which step: SHIM_STEP_* */
 	__u64 error_arg;   /* e.g. the address */
@@ -101,6 +117,8 @@ enum shim_step {
 	SHIM_STEP_SIGACTION = 7,
 	SHIM_STEP_THREAD = 8,
 	SHIM_STEP_RSEQ = 9,
+	SHIM_STEP_ITIMER = 10,
+	SHIM_STEP_CREDS = 11,
 };
 
 /* The shim's entry point is at offset 0 of its image: void shim_main(struct shim_plan *plan), called on a stack

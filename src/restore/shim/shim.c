@@ -14,6 +14,10 @@
 #define NR_pread64 17
 #define NR_mremap 25
 #define NR_madvise 28
+#define NR_setitimer 38
+#define NR_setresuid 117
+#define NR_setresgid 119
+#define NR_capset 126
 #define NR_sigaltstack 131
 #define NR_prctl 157
 #define NR_set_tid_address 218
@@ -195,6 +199,52 @@ static void set_sigactions(struct shim_plan *p)
 	}
 }
 
+/* Group ids first, then user ids (with PR_SET_KEEPCAPS, so that a non-root owner's capabilities survive the
+ * switch), then the capability sets themselves. */
+static void set_creds(struct shim_plan *p)
+{
+	struct shim_creds *c = &p->creds;
+	struct {
+		unsigned version;
+		int pid;
+	} hdr = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+	/* capset's v3 layout: {effective, permitted, inheritable} for the low words, then for the high ones */
+	unsigned data[6] = {(unsigned)c->cap_effective, (unsigned)c->cap_permitted, (unsigned)c->cap_inheritable,
+			    (unsigned)(c->cap_effective >> 32), (unsigned)(c->cap_permitted >> 32),
+			    (unsigned)(c->cap_inheritable >> 32)};
+	long e;
+
+	if (!c->apply)
+		return;
+	sys6(NR_prctl, 8 /* PR_SET_KEEPCAPS */, 1, 0, 0, 0, 0);
+	e = sys(NR_setresgid, c->gid, c->egid, c->sgid);
+	if (e >= 0)
+		e = sys(NR_setresuid, c->uid, c->euid, c->suid);
+	if (e >= 0)
+		e = sys(NR_capset, &hdr, data, 0);
+	sys6(NR_prctl, 8 /* PR_SET_KEEPCAPS */, 0, 0, 0, 0, 0);
+	if (e < 0)
+		stop(p, e, SHIM_STEP_CREDS, c->uid);
+}
+
+static void arm_itimers(struct shim_plan *p)
+{
+	for (int which = 0; which < 3; which++) {
+		struct shim_itimer *t = &p->itimers[which];
+		long v[4] = {(long)(t->interval_ns / 1000000000), (long)(t->interval_ns % 1000000000 / 1000),
+			     (long)(t->value_ns / 1000000000), (long)(t->value_ns % 1000000000 / 1000)};
+		long e;
+
+		if (!t->value_ns)
+			continue;
+		if (!v[2] && !v[3])
+			v[3] = 1; /* less than a microsecond left: still armed, due at once */
+		e = sys(NR_setitimer, which, v, 0);
+		if (e < 0)
+			stop(p, e, SHIM_STEP_ITIMER, (u64)which);
+	}
+}
+
 /* What each thread sets for itself; then it parks for the restorer. */
 /* Not static: spawn_thread calls it by name from inline assembly. */
 void __attribute__((noreturn, used)) thread_finish(struct shim_plan *p, struct shim_thread *t);
@@ -211,6 +261,7 @@ void __attribute__((noreturn, used)) thread_finish(struct shim_plan *p, struct s
 		if (e < 0)
 			stop(p, e, SHIM_STEP_RSEQ, t->tid);
 	}
+	set_creds(p);
 	for (;;)
 		__asm__ volatile("int3");
 }
@@ -271,5 +322,6 @@ void __attribute__((section(".text.entry"), used, noreturn)) shim_main(struct sh
 		if (e < 0)
 			stop(p, e, SHIM_STEP_THREAD, t[i].tid);
 	}
+	arm_itimers(p);
 	thread_finish(p, &t[0]);
 }

@@ -1,0 +1,1265 @@
+// Acceptance tests for `bpfckpt restore` (issue #3): a dumped tree comes back with its PIDs, memory, registers,
+// threads, files, pipes and sessions, and the workloads themselves say PASS; images that are corrupt or hostile are
+// refused before anything is created; a restore that fails leaves no process behind.
+//
+// How a restored workload is driven: `bpfckpt restore -d` runs with its stdout a pipe this test reads. The
+// workload's stdout was a pipe to the test, outside the dumped tree ("external"), and restore reconnects external
+// write ends to its own stdout, so the restored workload's verdict arrives on that pipe. Once `restore -d` exits, the
+// restored root is reparented to this process (the harness makes the test a child subreaper), so the test reaps it.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "harness.h"
+
+namespace e2e {
+namespace {
+
+// Exit codes of bpfckpt (src/common/exit_codes.h).
+constexpr int kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitTargetBusy = 5, kExitBadImage = 8;
+
+using Clock = std::chrono::steady_clock;
+
+int pidfd_open(pid_t pid)
+{
+	return int(syscall(SYS_pidfd_open, pid, 0));
+}
+
+int pidfd_signal(int pidfd, int sig)
+{
+	return int(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+bool readable(int fd, std::chrono::milliseconds wait)
+{
+	pollfd p{fd, POLLIN, 0};
+	int r;
+	do
+		r = poll(&p, 1, int(wait.count()));
+	while (r < 0 && errno == EINTR);
+	return r > 0;
+}
+
+int ms_left(Clock::time_point deadline)
+{
+	auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+	return left < 0 ? 0 : int(left);
+}
+
+std::string trim_nl(std::string s)
+{
+	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+		s.pop_back();
+	return s;
+}
+
+// Every TID of every process in an image.
+std::vector<pid_t> image_tids(const json& index)
+{
+	std::vector<pid_t> out;
+	for (auto& p : index.at("processes"))
+		for (auto& t : p.at("threads"))
+			out.push_back(t.at("tid").get<pid_t>());
+	return out;
+}
+
+std::vector<pid_t> image_pids(const json& index)
+{
+	std::vector<pid_t> out;
+	for (auto& p : index.at("processes"))
+		out.push_back(p.at("pid").get<pid_t>());
+	return out;
+}
+
+bool exists(pid_t pid)
+{
+	return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+std::string proc_state(pid_t pid)
+{
+	return status_field(pid, "State").value_or("gone");
+}
+
+// Waits until none of `pids` exists, reaping those that are (or become, as orphans) our children. Fails naming
+// what is still there after `timeout`.
+testing::AssertionResult all_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout = 5s)
+{
+	auto deadline = Clock::now() + timeout;
+	for (;;) {
+		std::vector<pid_t> left;
+		for (pid_t p : pids) {
+			int st;
+			waitpid(p, &st, WNOHANG | __WALL);
+			if (exists(p))
+				left.push_back(p);
+		}
+		if (left.empty())
+			return testing::AssertionSuccess();
+		if (Clock::now() > deadline) {
+			auto r = testing::AssertionFailure();
+			r << "still there after " << timeout.count() << " ms:";
+			for (pid_t p : left) {
+				auto comm = read_file("/proc/" + std::to_string(p) + "/comm").value_or("?");
+				r << " " << p << " (" << trim_nl(comm) << ", " << proc_state(p)
+				  << ", PPid " << status_field(p, "PPid").value_or("?") << ")";
+			}
+			return r;
+		}
+		std::this_thread::sleep_for(5ms);
+	}
+}
+
+// The processes of a dumped (killed) tree: the harness's guard reaps the workload, its orphans are ours to reap.
+void reap_dumped(Workload& wl, const std::vector<pid_t>& pids)
+{
+	wl.kill_all();
+	EXPECT_TRUE(all_gone(pids, 10s)) << "the dumped tree's PIDs are still taken";
+}
+
+std::vector<std::string> dump_args(pid_t pid, const fs::path& dir, bool leave_running)
+{
+	std::vector<std::string> a{"dump", "-t", std::to_string(pid), "-D", dir.string()};
+	if (leave_running)
+		a.push_back("-R");
+	return a;
+}
+
+// Reads lines from a pipe with a deadline.
+class LineReader {
+public:
+	LineReader() = default;
+	explicit LineReader(int fd) : fd_(fd) {}
+	LineReader(const LineReader&) = delete;
+	LineReader& operator=(const LineReader&) = delete;
+	~LineReader()
+	{
+		if (fd_ >= 0)
+			close(fd_);
+	}
+	void reset(int fd)
+	{
+		if (fd_ >= 0)
+			close(fd_);
+		fd_ = fd;
+		buf_.clear();
+	}
+
+	// The next line, without its newline; nullopt on timeout or EOF.
+	std::optional<std::string> line(std::chrono::milliseconds timeout)
+	{
+		auto deadline = Clock::now() + timeout;
+		for (;;) {
+			auto nl = buf_.find('\n');
+			if (nl != std::string::npos) {
+				std::string l = buf_.substr(0, nl);
+				buf_.erase(0, nl + 1);
+				seen_ += l + "\n";
+				return l;
+			}
+			if (fd_ < 0 || !readable(fd_, std::chrono::milliseconds(ms_left(deadline))))
+				return std::nullopt;
+			char b[4096];
+			ssize_t n = read(fd_, b, sizeof(b));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return std::nullopt;
+			buf_.append(b, size_t(n));
+		}
+	}
+
+	// The next line starting with one of `prefixes` (others are kept in seen() for failure messages).
+	std::optional<std::string> line_starting(const std::vector<std::string>& prefixes,
+						 std::chrono::milliseconds timeout)
+	{
+		auto deadline = Clock::now() + timeout;
+		for (;;) {
+			auto l = line(std::chrono::milliseconds(ms_left(deadline)));
+			if (!l)
+				return std::nullopt;
+			for (auto& p : prefixes)
+				if (l->rfind(p, 0) == 0)
+					return l;
+		}
+	}
+
+	const std::string& seen() const { return seen_; }
+
+private:
+	int fd_ = -1;
+	std::string buf_, seen_;
+};
+
+// `bpfckpt restore ...` with stdin /dev/null, stdout a pipe that outlives it (the restored tree writes into it) and
+// stderr collected once it exits. The destructor kills it if it still runs.
+class RestoreRun {
+public:
+	RestoreRun() = default;
+	RestoreRun(const RestoreRun&) = delete;
+	RestoreRun& operator=(const RestoreRun&) = delete;
+	~RestoreRun()
+	{
+		if (pid_ > 0) {
+			kill(pid_, SIGKILL);
+			int st;
+			waitpid(pid_, &st, 0);
+		}
+		if (err_ >= 0)
+			close(err_);
+		if (pidfd_ >= 0)
+			close(pidfd_);
+	}
+
+	bool start(const std::vector<std::string>& args)
+	{
+		std::vector<std::string> argv_s{bpfckpt_bin()};
+		argv_s.insert(argv_s.end(), args.begin(), args.end());
+		std::vector<char*> argv;
+		for (auto& a : argv_s)
+			argv.push_back(a.data());
+		argv.push_back(nullptr);
+		int o[2], e[2];
+		if (pipe2(o, O_CLOEXEC) < 0)
+			return false;
+		if (pipe2(e, O_CLOEXEC) < 0) {
+			close(o[0]);
+			close(o[1]);
+			return false;
+		}
+		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		pid_ = fork();
+		if (pid_ == 0) {
+			setpgid(0, 0);
+			dup2(devnull, 0);
+			dup2(o[1], 1);
+			dup2(e[1], 2);
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, nullptr);
+			execv(argv[0], argv.data());
+			_exit(127);
+		}
+		close(devnull);
+		close(o[1]);
+		close(e[1]);
+		out.reset(o[0]);
+		err_ = e[0];
+		if (pid_ < 0)
+			return false;
+		setpgid(pid_, pid_);
+		pidfd_ = pidfd_open(pid_);
+		return true;
+	}
+
+	// Waits for bpfckpt itself to exit (not for what it restored); its stderr is complete by then.
+	RunResult finish(std::chrono::milliseconds timeout = 180s)
+	{
+		RunResult r;
+		auto deadline = Clock::now() + timeout;
+		int st = 0;
+		for (;;) {
+			// stderr drained meanwhile, so a chatty restore cannot block on a full pipe.
+			drain_err(r.err);
+			pid_t w = waitpid(pid_, &st, WNOHANG);
+			if (w == pid_)
+				break;
+			if (Clock::now() > deadline) {
+				r.timed_out = true;
+				kill(pid_, SIGKILL);
+				waitpid(pid_, &st, 0);
+				break;
+			}
+			readable(pidfd_, 20ms);
+		}
+		pid_ = -1;
+		drain_err(r.err);
+		if (WIFEXITED(st) && !r.timed_out)
+			r.exit_code = WEXITSTATUS(st);
+		if (WIFSIGNALED(st))
+			r.term_signal = WTERMSIG(st);
+		r.out = "(stdout belongs to the restored tree; seen so far: " + out.seen() + ")";
+		return r;
+	}
+
+	pid_t pid() const { return pid_; }
+	LineReader out;
+
+private:
+	void drain_err(std::string& s)
+	{
+		while (err_ >= 0 && readable(err_, 0ms)) {
+			char b[4096];
+			ssize_t n = read(err_, b, sizeof(b));
+			if (n <= 0) {
+				close(err_);
+				err_ = -1;
+				break;
+			}
+			s.append(b, size_t(n));
+		}
+	}
+
+	pid_t pid_ = -1;
+	int err_ = -1, pidfd_ = -1;
+};
+
+// What restore brought back: pidfds on the saved PIDs, taken right after the restore. The destructor kills all of
+// them and reaps those that became our children.
+class Restored {
+public:
+	Restored() = default;
+	Restored(const Restored&) = delete;
+	Restored& operator=(const Restored&) = delete;
+	~Restored() { kill_all(); }
+
+	// Opens a pidfd on each pid; false (with error()) when one does not exist.
+	bool adopt(const std::vector<pid_t>& pids)
+	{
+		bool ok = true;
+		for (pid_t p : pids) {
+			if (fds_.count(p))
+				continue;
+			int fd = pidfd_open(p);
+			if (fd < 0) {
+				ok = false;
+				error_ += "pid " + std::to_string(p) + " is not running after the restore; ";
+				continue;
+			}
+			fds_[p] = fd;
+		}
+		return ok;
+	}
+	const std::string& error() const { return error_; }
+
+	bool signal(pid_t pid, int sig) const
+	{
+		auto it = fds_.find(pid);
+		return it != fds_.end() && pidfd_signal(it->second, sig) == 0;
+	}
+
+	bool exited(pid_t pid, std::chrono::milliseconds wait) const
+	{
+		auto it = fds_.find(pid);
+		return it == fds_.end() || readable(it->second, wait);
+	}
+
+	// The exit status when `pid` is our child (the restored root is, once `restore -d` has exited).
+	std::optional<int> reap(pid_t pid, std::chrono::milliseconds timeout)
+	{
+		auto deadline = Clock::now() + timeout;
+		for (;;) {
+			int st;
+			pid_t r = waitpid(pid, &st, WNOHANG | __WALL);
+			if (r == pid)
+				return st;
+			if (r < 0)
+				return std::nullopt;
+			if (Clock::now() > deadline)
+				return std::nullopt;
+			std::this_thread::sleep_for(2ms);
+		}
+	}
+
+	void kill_all()
+	{
+		std::vector<pid_t> pids;
+		for (auto& [p, fd] : fds_) {
+			pidfd_signal(fd, SIGKILL);
+			pids.push_back(p);
+		}
+		for (auto& [p, fd] : fds_)
+			readable(fd, 5000ms);
+		all_gone(pids, 5s);
+		for (auto& [p, fd] : fds_)
+			close(fd);
+		fds_.clear();
+	}
+
+private:
+	std::map<pid_t, int> fds_;
+	std::string error_;
+};
+
+// Restores `img` detached with a fresh RestoreRun; on success adopts every PID of the image.
+testing::AssertionResult restore_detached(RestoreRun& rr, Restored& tree, const fs::path& img, const json& index,
+					  const std::vector<std::string>& extra = {})
+{
+	std::vector<std::string> args{"restore", "-D", img.string(), "-d"};
+	args.insert(args.end(), extra.begin(), extra.end());
+	if (!rr.start(args))
+		return testing::AssertionFailure() << "cannot start bpfckpt restore";
+	RunResult r = rr.finish();
+	if (r.exit_code != kExitOk)
+		return testing::AssertionFailure() << "restore -d " << img << ": " << r.describe();
+	if (!tree.adopt(image_pids(index)))
+		return testing::AssertionFailure() << tree.error() << "\nrestore said:\n" << r.describe();
+	return testing::AssertionSuccess();
+}
+
+// SIGUSR1 to the restored root, its verdict line from the restore's stdout, and its exit status.
+std::string verify_restored(RestoreRun& rr, Restored& tree, pid_t root, std::chrono::milliseconds timeout = 60s)
+{
+	if (!tree.signal(root, SIGUSR1))
+		return "cannot signal restored pid " + std::to_string(root) + " (" + proc_state(root) + ")";
+	auto line = rr.out.line_starting({"PASS", "FAIL"}, timeout);
+	if (!line)
+		return "no verdict from restored pid " + std::to_string(root) + " within " +
+		       std::to_string(timeout.count()) + " ms (state " + proc_state(root) + "); its output: " +
+		       rr.out.seen();
+	auto st = tree.reap(root, 10s);
+	bool pass = *line == "PASS";
+	if (st && !(WIFEXITED(*st) && WEXITSTATUS(*st) == (pass ? 0 : 1)))
+		return *line + " (but exit status " + std::to_string(*st) + ")";
+	if (!st && !tree.exited(root, 10s))
+		return *line + " (and it did not exit)";
+	return *line;
+}
+
+// `COUNT n` from a restored counter_mem after SIGUSR2.
+std::optional<uint64_t> restored_count(RestoreRun& rr, Restored& tree, pid_t pid)
+{
+	if (!tree.signal(pid, SIGUSR2))
+		return std::nullopt;
+	auto line = rr.out.line_starting({"COUNT "}, 10s);
+	if (!line)
+		return std::nullopt;
+	return std::stoull(line->substr(6));
+}
+
+// A 64-bit value of a live process's memory.
+std::optional<uint64_t> peek_u64(pid_t pid, uint64_t addr)
+{
+	uint64_t v = 0;
+	iovec local{&v, sizeof(v)}, remote{reinterpret_cast<void*>(addr), sizeof(v)};
+	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != ssize_t(sizeof(v)))
+		return std::nullopt;
+	return v;
+}
+
+// A 64-bit value at `addr` as the image holds it (nullopt when no saved page covers it).
+std::optional<uint64_t> image_u64(const fs::path& img, const json& proc, uint64_t addr)
+{
+	for (auto& v : proc.at("vmas"))
+		for (auto& run : v.at("pages")) {
+			uint64_t start = run.at("start").get<uint64_t>();
+			uint64_t end = start + run.at("npages").get<uint64_t>() * 4096;
+			if (addr < start || addr + 8 > end)
+				continue;
+			int fd = open((img / proc.at("pages_blob").get<std::string>()).c_str(), O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return std::nullopt;
+			uint64_t val = 0;
+			ssize_t n = pread(fd, &val, 8, off_t(run.at("blob_offset").get<uint64_t>() + (addr - start)));
+			close(fd);
+			if (n != 8)
+				return std::nullopt;
+			return val;
+		}
+	return std::nullopt;
+}
+
+const json* find_process(const json& index, pid_t pid)
+{
+	for (auto& p : index.at("processes"))
+		if (p.at("pid").get<pid_t>() == pid)
+			return &p;
+	return nullptr;
+}
+
+std::set<pid_t> as_set(const json& array)
+{
+	std::set<pid_t> s;
+	for (auto& v : array)
+		s.insert(v.get<pid_t>());
+	return s;
+}
+
+std::set<pid_t> as_set(const std::vector<pid_t>& v)
+{
+	return {v.begin(), v.end()};
+}
+
+// Waits until `pid` runs the expected executable with exactly `tids`, none of them traced or stopped: what a
+// restore without -d looks like once it has handed over (it gives no other sign; it waits for the root to exit).
+testing::AssertionResult wait_running(pid_t pid, const std::string& exe, const std::set<pid_t>& tids,
+				      std::chrono::milliseconds timeout)
+{
+	auto deadline = Clock::now() + timeout;
+	std::string last;
+	for (;;) {
+		std::error_code ec;
+		auto target = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+		auto now = thread_ids(pid);
+		std::set<pid_t> live(now.begin(), now.end());
+		if (!ec && target == exe && live == tids && running_untraced(pid))
+			return testing::AssertionSuccess();
+		last = "exe " + (ec ? std::string("?") : target.string()) + ", " + std::to_string(live.size()) +
+		       " threads, state " + proc_state(pid);
+		if (Clock::now() > deadline)
+			return testing::AssertionFailure() << "pid " << pid << " not restored and running within "
+							   << timeout.count() << " ms: " << last;
+		std::this_thread::sleep_for(5ms);
+	}
+}
+
+// Each thread's name (/proc/PID/task/TID/comm), by TID.
+std::map<pid_t, std::string> thread_comms(pid_t pid)
+{
+	std::map<pid_t, std::string> out;
+	for (pid_t tid : thread_ids(pid))
+		out[tid] = trim_nl(read_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/comm")
+					   .value_or("?"));
+	return out;
+}
+
+// The fds of a process after the restore against before the dump: the same numbers, each regular file the same path
+// and flags (and offset, for files under `scratch`: the workload's own), each pipe a pipe. `pipes` maps pipe inodes
+// before -> after across every process compared with it: two fds that shared a pipe before share one after, and two
+// that did not, do not. External pipes (the other end outside the tree: the test's stdout pipe, whatever the test
+// inherited) all go to restore's stdout by design, so they may merge.
+void expect_same_fds(const std::map<int, FdEntry>& before, const std::map<int, FdEntry>& after,
+		     const fs::path& scratch, std::map<uint64_t, uint64_t>& pipes, const std::set<uint64_t>& external)
+{
+	const uint32_t bits = O_ACCMODE | O_APPEND | O_NONBLOCK | O_CLOEXEC;
+	for (auto& [n, b] : before) {
+		auto it = after.find(n);
+		if (it == after.end()) {
+			ADD_FAILURE() << "fd " << n << " -> " << b.target << " is missing after the restore";
+			continue;
+		}
+		const FdEntry& a = it->second;
+		SCOPED_TRACE("fd " + std::to_string(n) + " -> " + b.target + " (after: " + a.target + ")");
+		EXPECT_EQ(a.mode & S_IFMT, b.mode & S_IFMT) << "file type";
+		EXPECT_EQ(a.flags & bits, b.flags & bits) << std::oct << "flags (octal) " << a.flags << " vs " << b.flags
+							  << std::dec;
+		if (S_ISFIFO(b.mode) && external.count(b.ino)) {
+			// fine: a pipe, checked above
+		} else if (S_ISFIFO(b.mode)) {
+			auto [m, fresh] = pipes.emplace(b.ino, a.ino);
+			EXPECT_EQ(m->second, a.ino) << "pipe sharing differs: pipe:[" << b.ino << "] became both pipe:["
+						    << m->second << "] and pipe:[" << a.ino << "]";
+			if (fresh) {
+				for (auto& [from, to] : pipes)
+					EXPECT_FALSE(from != b.ino && to == a.ino)
+					    << "pipes pipe:[" << from << "] and pipe:[" << b.ino << "] became one";
+			}
+		} else {
+			EXPECT_EQ(a.target, b.target);
+			if (b.target.rfind(scratch.string(), 0) == 0) {
+				EXPECT_EQ(a.pos, b.pos) << "offset";
+			}
+		}
+	}
+	for (auto& [n, a] : after)
+		EXPECT_TRUE(before.count(n)) << "fd " << n << " -> " << a.target
+					    << " is open after the restore but was not before (leaked by the restore?)";
+}
+
+// What /proc shows of a process, before the dump, to hold against the restored one.
+struct ProcSnapshot {
+	std::map<pid_t, std::string> comms;
+	std::map<int, FdEntry> fds;
+	std::string cpus;  // Cpus_allowed_list
+};
+
+ProcSnapshot snapshot(pid_t pid)
+{
+	return {thread_comms(pid), read_fds(pid), status_field(pid, "Cpus_allowed_list").value_or("?")};
+}
+
+// Inodes of the pipes the image marks external.
+std::set<uint64_t> external_pipes(const json& index)
+{
+	std::set<uint64_t> out;
+	for (auto& f : index.at("files"))
+		if (f.value("external", false) && f.contains("pipe"))
+			out.insert(f.at("pipe").get<uint64_t>());
+	return out;
+}
+
+void expect_same_proc(pid_t pid, const ProcSnapshot& before, const fs::path& scratch,
+		      std::map<uint64_t, uint64_t>& pipes, const std::set<uint64_t>& external)
+{
+	SCOPED_TRACE("restored pid " + std::to_string(pid));
+	EXPECT_EQ(thread_comms(pid), before.comms) << "thread names (comm) by TID";
+	EXPECT_EQ(status_field(pid, "Cpus_allowed_list").value_or("?"), before.cpus) << "CPU affinity";
+	expect_same_fds(before.fds, read_fds(pid), scratch, pipes, external);
+}
+
+void expect_same_proc(pid_t pid, const ProcSnapshot& before, const fs::path& scratch, const json& index)
+{
+	std::map<uint64_t, uint64_t> pipes;
+	expect_same_proc(pid, before, scratch, pipes, external_pipes(index));
+}
+
+// A dump that must succeed.
+testing::AssertionResult dump_ok(pid_t pid, const fs::path& img, bool leave_running = false)
+{
+	RunResult r = run_bpfckpt(dump_args(pid, img, leave_running));
+	if (r.exit_code != kExitOk)
+		return testing::AssertionFailure() << "dump of " << pid << ": " << r.describe();
+	return testing::AssertionSuccess();
+}
+
+// --- 1. memory and a counter that continues --------------------------------------------------------------------------
+
+TEST(Restore, CounterAndMemory)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("counter_mem", {"--mem-mib", "256"})) << wl.error();
+	const json ready = wl.ready();
+	pid_t pid = wl.pid();
+	uint64_t counter_addr = ready.at("counter_addr").get<uint64_t>();
+	std::this_thread::sleep_for(200ms);
+	auto c1 = peek_u64(pid, counter_addr);
+	ASSERT_TRUE(c1) << "cannot read the counter of " << pid;
+	ASSERT_GT(*c1, 0u);
+	auto snap = snapshot(pid);
+
+	fs::path img = tmp / "img";
+	ASSERT_TRUE(dump_ok(pid, img));
+	auto index = load_index(img);
+	ASSERT_TRUE(index);
+	auto tids = image_tids(*index);
+	EXPECT_EQ(as_set(tids), as_set(ready.at("tids")));
+	auto c_img = image_u64(img, *find_process(*index, pid), counter_addr);
+	ASSERT_TRUE(c_img) << "the counter's page is not in the image";
+	EXPECT_GE(*c_img, *c1);
+	reap_dumped(wl, tids);
+
+	RestoreRun rr;
+	Restored tree;
+	ASSERT_TRUE(restore_detached(rr, tree, img, *index));
+	EXPECT_EQ(as_set(thread_ids(pid)), as_set(tids)) << "threads and their TIDs";
+	EXPECT_TRUE(running_untraced(pid));
+	auto maps = read_maps(pid);
+	bool mem_mapped = std::any_of(maps.begin(), maps.end(), [&](const MapsEntry& m) {
+		return m.start <= ready.at("mem_addr").get<uint64_t>() &&
+		       m.end >= ready.at("mem_addr").get<uint64_t>() + ready.at("mem_size").get<uint64_t>() &&
+		       m.perms == "rw-p" && m.path.empty();
+	});
+	EXPECT_TRUE(mem_mapped) << "the 256 MiB region is not private anonymous rw memory at its old address";
+	expect_same_proc(pid, snap, tmp.path(), *index);
+
+	auto c2 = restored_count(rr, tree, pid);
+	ASSERT_TRUE(c2) << "no COUNT from the restored process; its output: " << rr.out.seen();
+	EXPECT_GE(*c2, *c_img) << "the counter went back: it did not continue from the dumped value";
+	std::this_thread::sleep_for(300ms);
+	auto c3 = restored_count(rr, tree, pid);
+	ASSERT_TRUE(c3);
+	EXPECT_GT(*c3, *c2) << "the restored counter does not advance";
+	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
+}
+
+// --- 2. threads, their TIDs, a mutex between them ------------------------------------------------------------------
+
+TEST(Restore, FourThreadsSharedMutex)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("threads4")) << wl.error();
+	const json ready = wl.ready();
+	pid_t pid = wl.pid();
+	ASSERT_EQ(ready.at("tids").size(), 5u);
+	std::this_thread::sleep_for(300ms);
+	auto snap = snapshot(pid);
+
+	fs::path img = tmp / "img";
+	ASSERT_TRUE(dump_ok(pid, img));
+	auto index = load_index(img);
+	ASSERT_TRUE(index);
+	auto tids = image_tids(*index);
+	EXPECT_EQ(as_set(tids), as_set(ready.at("tids")));
+	reap_dumped(wl, tids);
+
+	RestoreRun rr;
+	Restored tree;
+	ASSERT_TRUE(restore_detached(rr, tree, img, *index));
+	EXPECT_EQ(as_set(thread_ids(pid)), as_set(ready.at("tids"))) << "threads and their TIDs";
+	EXPECT_TRUE(running_untraced(pid));
+	expect_same_proc(pid, snap, tmp.path(), *index);
+	// Let them run (and contend) a while after the restore before they check themselves.
+	std::this_thread::sleep_for(500ms);
+	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
+}
+
+// --- 3. a tree: sessions, groups, pipes with bytes in flight, files at offsets, a shared file -----------------------
+
+struct Ids {
+	pid_t ppid = -1, pgid = -1, sid = -1;
+	bool operator==(const Ids&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& o, const Ids& i)
+{
+	return o << "ppid " << i.ppid << " pgid " << i.pgid << " sid " << i.sid;
+}
+
+Ids ids_of(pid_t pid)
+{
+	Ids i;
+	auto stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+	if (!stat)
+		return i;
+	auto paren = stat->rfind(')');
+	std::istringstream in(stat->substr(paren + 2));
+	std::string state;
+	in >> state >> i.ppid >> i.pgid >> i.sid;
+	return i;
+}
+
+TEST(Restore, TreeWithPipesFilesSession)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	fs::create_directories(tmp / "data");
+	Workload wl;
+	ASSERT_TRUE(wl.start("tree", {"--dir", (tmp / "data").string()})) << wl.error();
+	const json ready = wl.ready();
+	pid_t root = wl.pid();
+	std::vector<pid_t> pids;
+	for (auto& p : ready.at("pids"))
+		pids.push_back(p.get<pid_t>());
+	std::map<pid_t, Ids> before;
+	std::map<pid_t, ProcSnapshot> snaps;
+	for (pid_t p : pids)
+		before[p] = ids_of(p), snaps[p] = snapshot(p);
+	EXPECT_EQ(before[ready.at("a").get<pid_t>()].sid, ready.at("a").get<pid_t>()) << "A leads a session";
+	auto maps_before = read_maps(ready.at("g").get<pid_t>());
+
+	fs::path img = tmp / "img";
+	ASSERT_TRUE(dump_ok(root, img));
+	auto index = load_index(img);
+	ASSERT_TRUE(index);
+	EXPECT_EQ(as_set(image_pids(*index)), as_set(pids));
+	for (auto& p : index->at("processes")) {
+		pid_t pid = p.at("pid").get<pid_t>();
+		EXPECT_EQ(p.at("sid").get<pid_t>(), before[pid].sid) << "pid " << pid;
+		EXPECT_EQ(p.at("pgid").get<pid_t>(), before[pid].pgid) << "pid " << pid;
+	}
+	reap_dumped(wl, image_tids(*index));
+
+	RestoreRun rr;
+	Restored tree;
+	ASSERT_TRUE(restore_detached(rr, tree, img, *index));
+	for (pid_t p : pids) {
+		SCOPED_TRACE("pid " + std::to_string(p));
+		EXPECT_TRUE(running_untraced(p));
+		EXPECT_EQ(ids_of(p), before[p]) << "parent, process group or session differs from before the dump";
+	}
+	std::map<uint64_t, uint64_t> pipes;  // across the tree: who shares which pipe
+	for (pid_t p : pids)
+		expect_same_proc(p, snaps[p], tmp.path(), pipes, external_pipes(*index));
+	// Pipes: the bytes in flight and the 128 KiB capacity, as the kernel shows them from outside.
+	auto a_fds = read_fds(ready.at("a").get<pid_t>());
+	size_t pipes_128k = 0;
+	for (auto& [n, e] : a_fds) {
+		if (!S_ISFIFO(e.mode))
+			continue;
+		int fd = open(("/proc/" + std::to_string(ready.at("a").get<pid_t>()) + "/fd/" + std::to_string(n)).c_str(),
+			      O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			pipes_128k += fcntl(fd, F_GETPIPE_SZ) == 128 * 1024;
+			close(fd);
+		}
+	}
+	EXPECT_EQ(pipes_128k, 1u) << "A's read end of p2 should be the one pipe of 128 KiB";
+	EXPECT_EQ(read_maps(ready.at("g").get<pid_t>()).size(), maps_before.size()) << "G's memory map";
+	EXPECT_EQ(verify_restored(rr, tree, root), "PASS");
+	EXPECT_TRUE(all_gone(pids, 10s)) << "the tree did not exit after its verdict";
+}
+
+// --- 4. vector, mask, x87 and callee-saved registers ---------------------------------------------------------------
+
+TEST(Restore, AvxRegisters)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("avx")) << wl.error();
+	const json ready = wl.ready();
+	if (ready.at("mode") == "none")
+		SKIP_OR_FAIL("this CPU has no AVX: nothing to check");
+	std::cerr << "[ NOTE     ] avx workload mode " << ready.at("mode") << "\n";
+	pid_t pid = wl.pid();
+	std::this_thread::sleep_for(200ms);  // READY is written from inside the spin loop's asm; let it spin
+	auto snap = snapshot(pid);
+
+	fs::path img = tmp / "img";
+	ASSERT_TRUE(dump_ok(pid, img));
+	auto index = load_index(img);
+	ASSERT_TRUE(index);
+	reap_dumped(wl, image_tids(*index));
+
+	RestoreRun rr;
+	Restored tree;
+	ASSERT_TRUE(restore_detached(rr, tree, img, *index));
+	EXPECT_TRUE(running_untraced(pid));
+	expect_same_proc(pid, snap, tmp.path(), *index);
+	std::this_thread::sleep_for(100ms);
+	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
+}
+
+// --- 5. dump -> restore -> dump -> restore, and the two images agree -----------------------------------------------
+
+// What may legitimately differ between an image of a process and an image of the same process restored and dumped
+// again. Each removal says why; everything else (pids, tids, tree, ids, creds, limits, sigactions, masks, rseq,
+// vma ranges/prots/flags/paths/inodes, fds, file paths/flags/offsets, blob names) must be equal.
+json normalize(json j)
+{
+	j.erase("created");  // when each dump ran
+	j.erase("tool");     // same binary, but not what this test is about
+	for (auto& b : j.at("blobs")) {
+		// Page blobs hold the counter and the stack that keep changing; thread blobs hold registers.
+		b.erase("size");
+		b.erase("xxh3");
+	}
+	std::set<uint64_t> external_pipes;
+	for (auto& f : j.at("files")) {
+		if (f.at("kind") == "pipe" || f.value("external", false)) {
+			// The workload's stdout was the test's pipe; after the restore it is the restore's stdout pipe: a
+			// new pipe inode with its own times. Same for any pipe: restore creates new pipe objects.
+			if (f.contains("pipe"))
+				external_pipes.insert(f.at("pipe").get<uint64_t>());
+			for (auto* k : {"ino", "path", "pipe", "external_key", "mtime_sec", "mtime_nsec", "dev"})
+				f.erase(k);
+		}
+	}
+	for (auto& p : j.at("pipes"))
+		p.erase("ino");  // new pipe objects (see above); capacity and bytes stay
+	for (auto& p : j.at("processes")) {
+		for (auto& t : p.at("threads")) {
+			// Where the dump caught each thread: counting in a register, or inside nanosleep/sigwaitinfo.
+			t.at("regs").erase("gpr");
+			t.erase("syscall");
+			t.erase("state");
+		}
+		for (auto& v : p.at("vmas"))
+			// Which pages are present is up to the process between the dumps (a stack or malloc page touched
+			// after the first dump, or not yet); the offsets in the blob follow from that.
+			v.erase("pages");
+	}
+	return j;
+}
+
+// Paths where two JSON values differ (first `limit`).
+void diff_json(const json& a, const json& b, const std::string& path, std::vector<std::string>& out,
+	       size_t limit = 40)
+{
+	if (out.size() >= limit)
+		return;
+	if (a.type() != b.type()) {
+		out.push_back(path + ": " + a.dump().substr(0, 200) + " vs " + b.dump().substr(0, 200));
+		return;
+	}
+	if (a.is_object()) {
+		std::set<std::string> keys;
+		for (auto& [k, v] : a.items())
+			keys.insert(k);
+		for (auto& [k, v] : b.items())
+			keys.insert(k);
+		for (auto& k : keys) {
+			if (!a.contains(k) || !b.contains(k))
+				out.push_back(path + "." + k + ": only in " + (a.contains(k) ? "the first" : "the second"));
+			else
+				diff_json(a.at(k), b.at(k), path + "." + k, out, limit);
+		}
+		return;
+	}
+	if (a.is_array()) {
+		if (a.size() != b.size())
+			out.push_back(path + ": " + std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
+				      " elements");
+		for (size_t i = 0; i < std::min(a.size(), b.size()); i++)
+			diff_json(a[i], b[i], path + "[" + std::to_string(i) + "]", out, limit);
+		return;
+	}
+	if (a != b)
+		out.push_back(path + ": " + a.dump().substr(0, 200) + " vs " + b.dump().substr(0, 200));
+}
+
+std::optional<json> show_json(const fs::path& img)
+{
+	RunResult r = run_bpfckpt({"show", img.string(), "--json"});
+	EXPECT_EQ(r.exit_code, kExitOk) << r.describe();
+	json j = json::parse(r.out, nullptr, false);
+	if (j.is_discarded())
+		return std::nullopt;
+	return j;
+}
+
+TEST(Restore, DumpRestoreDumpRestore)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("counter_mem", {"--mem-mib", "64"})) << wl.error();
+	const json ready = wl.ready();
+	pid_t pid = wl.pid();
+	fs::path img1 = tmp / "img1", img2 = tmp / "img2";
+	ASSERT_TRUE(dump_ok(pid, img1));
+	auto index1 = load_index(img1);
+	ASSERT_TRUE(index1);
+	auto tids = image_tids(*index1);
+	reap_dumped(wl, tids);
+
+	// Round 1: restore detached, let it run, dump it again (killing it).
+	{
+		RestoreRun rr;
+		Restored tree;
+		ASSERT_TRUE(restore_detached(rr, tree, img1, *index1));
+		auto c = restored_count(rr, tree, pid);
+		ASSERT_TRUE(c) << "no COUNT from the first restore; output: " << rr.out.seen();
+		std::this_thread::sleep_for(200ms);
+		ASSERT_TRUE(dump_ok(pid, img2));
+		EXPECT_TRUE(tree.exited(pid, 5s)) << "dump without -R left the restored process running";
+		EXPECT_TRUE(all_gone(tids, 10s));
+	}
+	auto index2 = load_index(img2);
+	ASSERT_TRUE(index2);
+	EXPECT_TRUE(validates(img2));
+
+	// Round 2: restore without -d: bpfckpt waits for the root and exits with its status (0 after PASS).
+	{
+		RestoreRun rr;
+		Restored tree;
+		ASSERT_TRUE(rr.start({"restore", "-D", img2.string()}));
+		ASSERT_TRUE(wait_running(pid, workload_path("counter_mem"), as_set(tids), 60s))
+		    << "restore -D " << img2 << " (pid " << rr.pid() << ") output: " << rr.out.seen();
+		ASSERT_TRUE(tree.adopt({pid}));
+		auto c = restored_count(rr, tree, pid);
+		ASSERT_TRUE(c) << "no COUNT from the second restore; output: " << rr.out.seen();
+		ASSERT_TRUE(tree.signal(pid, SIGUSR1));
+		auto verdict = rr.out.line_starting({"PASS", "FAIL"}, 60s);
+		EXPECT_EQ(verdict.value_or("no verdict; output: " + rr.out.seen()), "PASS");
+		RunResult r = rr.finish(60s);
+		EXPECT_EQ(r.exit_code, kExitOk) << "restore without -d exits with the root's status: " << r.describe();
+	}
+
+	auto show1 = show_json(img1), show2 = show_json(img2);
+	ASSERT_TRUE(show1 && show2) << "bpfckpt show --json printed no JSON";
+	std::vector<std::string> diffs;
+	diff_json(normalize(*show1), normalize(*show2), "", diffs);
+	std::string all;
+	for (auto& d : diffs)
+		all += "  " + d + "\n";
+	EXPECT_TRUE(diffs.empty()) << "the image of the restored process differs from the original's:\n" << all;
+}
+
+// --- 6. a saved PID is taken -----------------------------------------------------------------------------------------
+
+// Processes whose executable is `exe`.
+std::set<pid_t> running_exe(const std::string& exe)
+{
+	std::set<pid_t> out;
+	for (auto& name : list_dir("/proc")) {
+		if (name.empty() || !isdigit(static_cast<unsigned char>(name[0])))
+			continue;
+		std::error_code ec;
+		auto t = fs::read_symlink("/proc/" + name + "/exe", ec);
+		if (!ec && t == exe)
+			out.insert(pid_t(std::stoi(name)));
+	}
+	return out;
+}
+
+// The processes whose innermost PID (NSpid's last field) is `inner` while their outermost is not.
+std::vector<pid_t> find_in_child_pidns(pid_t inner, const std::string& exe)
+{
+	std::vector<pid_t> out;
+	for (pid_t p : running_exe(exe)) {
+		auto ns = status_field(p, "NSpid");
+		if (!ns)
+			continue;
+		std::istringstream in(*ns);
+		std::vector<pid_t> v;
+		pid_t x;
+		while (in >> x)
+			v.push_back(x);
+		if (v.size() > 1 && v.back() == inner)
+			out.push_back(p);
+	}
+	return out;
+}
+
+TEST(Restore, PidTaken)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("counter_mem", {"--mem-mib", "16"})) << wl.error();
+	pid_t pid = wl.pid();
+	std::string exe = workload_path("counter_mem");
+	fs::path img = tmp / "img";
+	ASSERT_TRUE(dump_ok(pid, img, true));
+	auto index = load_index(img);
+	ASSERT_TRUE(index);
+	auto before = running_exe(exe);
+	ASSERT_EQ(before, std::set<pid_t>{pid});
+
+	{
+		RestoreRun rr;
+		ASSERT_TRUE(rr.start({"restore", "-D", img.string(), "-d"}));
+		RunResult r = rr.finish();
+		EXPECT_EQ(r.exit_code, kExitTargetBusy) << r.describe();
+		EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+		EXPECT_NE(r.err.find(std::to_string(pid)), std::string::npos) << "stderr does not name " << pid << ":\n"
+									       << r.err;
+		EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+	}
+	std::this_thread::sleep_for(100ms);
+	EXPECT_EQ(running_exe(exe), before) << "a refused restore left a process behind";
+	EXPECT_TRUE(running_untraced(pid));
+
+	// --pidns restores under a new PID namespace, where the saved PIDs are free.
+	// CURRENT BEHAVIOUR (issue #3): --pidns is not implemented in every build yet; a build without it refuses the
+	// flag as a usage error (exit 2). Once it lands, only the success branch below remains: drop the exit-2 branch.
+	{
+		RestoreRun rr;
+		ASSERT_TRUE(rr.start({"restore", "-D", img.string(), "-d", "--pidns"}));
+		RunResult r = rr.finish();
+		if (r.exit_code == kExitUsage) {
+			std::cerr << "[ NOTE     ] restore --pidns: usage error, not implemented yet: " << trim_nl(r.err)
+				  << "\n";
+		} else {
+			EXPECT_EQ(r.exit_code, kExitOk) << r.describe();
+			auto inside = find_in_child_pidns(pid, exe);
+			Restored ns;
+			if (!inside.empty()) {
+				ns.adopt(inside);
+				// The namespace's init: the restored root's parent.
+				pid_t init = ids_of(inside.front()).ppid;
+				if (init > 1)
+					ns.adopt({init});
+			}
+			std::cerr << "[ NOTE     ] restore --pidns: exit " << r.exit_code << ", restored as outer pid(s)";
+			for (pid_t p : inside)
+				std::cerr << " " << p;
+			std::cerr << "\n";
+			if (r.exit_code == kExitOk) {
+				ASSERT_EQ(inside.size(), 1u) << "no (or several) restored copies of pid " << pid
+							     << " in a child PID namespace";
+				EXPECT_EQ(verify_restored(rr, ns, inside.front()), "PASS");
+			}
+		}
+	}
+	EXPECT_TRUE(running_untraced(pid));
+	EXPECT_EQ(wl.verify(), "PASS") << "the original must be untouched";
+}
+
+// --- 7. bad images are refused before anything is created; a failed restore leaves nothing ----------------------
+
+void copy_image(const fs::path& from, const fs::path& to)
+{
+	fs::create_directories(to);
+	for (auto& e : fs::directory_iterator(from))
+		fs::copy_file(e.path(), to / e.path().filename());
+}
+
+void write_json(const fs::path& p, const json& j)
+{
+	std::ofstream(p, std::ios::trunc) << j.dump();
+}
+
+// The relative name Workload::start needs to run an executable outside the workloads dir.
+std::string name_for(const fs::path& exe)
+{
+	std::string rel;
+	for (auto& part : fs::path(workload_path("x")).parent_path())
+		if (part != "/")
+			rel += "../";
+	return rel + exe.relative_path().string();
+}
+
+// One corrupted copy of `good`: restore must exit 8 with one line naming the problem, and create nothing.
+void expect_bad_image(const std::string& what, const fs::path& good, const fs::path& bad,
+		      const std::function<void(json&, const fs::path&)>& corrupt, const std::vector<pid_t>& pids,
+		      const std::string& stderr_mentions = "")
+{
+	SCOPED_TRACE(what);
+	copy_image(good, bad);
+	auto index = load_index(bad);
+	ASSERT_TRUE(index);
+	corrupt(*index, bad);
+	RestoreRun rr;
+	ASSERT_TRUE(rr.start({"restore", "-D", bad.string(), "-d"}));
+	RunResult r = rr.finish(60s);
+	EXPECT_EQ(r.exit_code, kExitBadImage) << r.describe();
+	EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+	if (!stderr_mentions.empty()) {
+		EXPECT_NE(r.err.find(stderr_mentions), std::string::npos) << "stderr does not mention " << stderr_mentions
+									  << ":\n" << r.err;
+	}
+	// Refused before anything is created: none of the saved PIDs exists, at once (no grace time to die).
+	for (pid_t p : pids)
+		EXPECT_FALSE(exists(p)) << "pid " << p << " exists after a refused restore (" << proc_state(p) << ")";
+	EXPECT_TRUE(all_gone(pids, 2s));
+	std::cerr << "[ NOTE     ] " << what << ": exit " << r.exit_code << ": " << trim_nl(r.err) << "\n";
+}
+
+TEST(Restore, BadImages)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	fs::path bin = tmp / "bin" / "counter_mem";
+	fs::create_directories(bin.parent_path());
+	fs::copy_file(workload_path("counter_mem"), bin);
+	Workload wl;
+	ASSERT_TRUE(wl.start(name_for(bin), {"--mem-mib", "16"})) << wl.error();
+	pid_t pid = wl.pid();
+	fs::path good = tmp / "good";
+	ASSERT_TRUE(dump_ok(pid, good));
+	auto index = load_index(good);
+	ASSERT_TRUE(index);
+	auto tids = image_tids(*index);
+	reap_dumped(wl, tids);
+	const json& proc = index->at("processes").at(0);
+	std::string pages_blob = proc.at("pages_blob").get<std::string>();
+	ASSERT_FALSE(pages_blob.empty());
+	uint64_t pages_size = fs::file_size(good / pages_blob);
+	int n = 0;
+	auto next = [&] { return tmp / ("bad" + std::to_string(n++)); };
+
+	expect_bad_image("truncated index.json", good, next(), [](json&, const fs::path& d) {
+		auto text = read_file(d / "index.json").value_or("");
+		std::ofstream(d / "index.json", std::ios::trunc) << text.substr(0, text.size() / 2);
+	}, tids);
+
+	expect_bad_image("overlapping vmas", good, next(), [](json& j, const fs::path& d) {
+		auto& vmas = j["processes"][0]["vmas"];
+		// Stretch the first vma one page into the second.
+		vmas[0]["end"] = vmas[1]["start"].get<uint64_t>() + 4096;
+		write_json(d / "index.json", j);
+	}, tids, "overlap");
+
+	expect_bad_image("page run past the end of its blob", good, next(), [&](json& j, const fs::path& d) {
+		for (auto& v : j["processes"][0]["vmas"])
+			if (!v["pages"].empty()) {
+				v["pages"][0]["blob_offset"] = (pages_size + 16 * 4096) / 4096 * 4096;
+				break;
+			}
+		write_json(d / "index.json", j);
+	}, tids);
+
+	// Names that resolve to the real blob: only the name check can refuse them.
+	auto rename_blob = [&](const std::string& to) {
+		return [to, pages_blob](json& j, const fs::path& d) {
+			j["processes"][0]["pages_blob"] = to;
+			for (auto& b : j["blobs"])
+				if (b["name"] == pages_blob)
+					b["name"] = to;
+			write_json(d / "index.json", j);
+		};
+	};
+	expect_bad_image("blob name with '/'", good, next(), rename_blob("./" + pages_blob), tids);
+	{
+		fs::path d = next();
+		expect_bad_image("blob name with '..'", good, d, rename_blob("../" + d.filename().string() + "/" + pages_blob),
+				 tids);
+	}
+	expect_bad_image("blob name '..'", good, next(), rename_blob(".."), tids);
+
+	expect_bad_image("checksum mismatch (one byte of the page blob flipped)", good, next(),
+			 [&](json&, const fs::path& d) {
+				 int fd = open((d / pages_blob).c_str(), O_RDWR | O_CLOEXEC);
+				 ASSERT_GE(fd, 0);
+				 unsigned char c = 0;
+				 off_t at = off_t(pages_size / 2 + 123);
+				 ASSERT_EQ(pread(fd, &c, 1, at), 1);
+				 c ^= 0x40;
+				 ASSERT_EQ(pwrite(fd, &c, 1, at), 1);
+				 close(fd);
+			 },
+			 tids, pages_blob);
+
+	expect_bad_image("absurd page count (npages * 4096 overflows 64 bits)", good, next(), [](json& j, const fs::path& d) {
+		for (auto& v : j["processes"][0]["vmas"])
+			if (!v["pages"].empty()) {
+				v["pages"][0]["npages"] = uint64_t(1) << 52;
+				break;
+			}
+		write_json(d / "index.json", j);
+	}, tids);
+
+	expect_bad_image("absurd vma count", good, next(), [](json& j, const fs::path& d) {
+		auto& vmas = j["processes"][0]["vmas"];
+		json v = vmas[0];
+		v["pages"] = json::array();
+		json many = json::array();
+		uint64_t start = 0x10000;
+		for (int i = 0; i < 100001; i++, start += 0x2000) {
+			v["start"] = start;
+			v["end"] = start + 0x1000;
+			many.push_back(v);
+		}
+		vmas = many;
+		write_json(d / "index.json", j);
+	}, tids);
+
+	expect_bad_image("absurd blob size in blobs[]", good, next(), [&](json& j, const fs::path& d) {
+		for (auto& b : j["blobs"])
+			if (b["name"] == pages_blob)
+				b["size"] = uint64_t(1) << 62;
+		write_json(d / "index.json", j);
+	}, tids);
+
+	// A mapped file (the executable) changed since the dump: the restore fails, clearly, and whatever it had
+	// created is gone.
+	{
+		SCOPED_TRACE("executable changed since the dump");
+		fs::path d = next();
+		copy_image(good, d);
+		std::ofstream(bin, std::ios::app | std::ios::binary) << '\0';
+		RestoreRun rr;
+		ASSERT_TRUE(rr.start({"restore", "-D", d.string(), "-d"}));
+		RunResult r = rr.finish(60s);
+		EXPECT_NE(r.exit_code, kExitOk) << r.describe();
+		EXPECT_NE(r.exit_code, kExitTargetBusy) << r.describe();
+		EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+		EXPECT_NE(r.err.find(bin.string()), std::string::npos) << "stderr does not name " << bin << ":\n" << r.err;
+		EXPECT_NE(r.err.find("changed"), std::string::npos) << r.err;
+		EXPECT_TRUE(all_gone(tids, 3s)) << "a failed restore left processes behind";
+		EXPECT_TRUE(running_exe(bin.string()).empty());
+		std::cerr << "[ NOTE     ] changed executable: exit " << r.exit_code << ": " << trim_nl(r.err) << "\n";
+		// Restore the binary to the same bytes: size matches again but mtime differs, still refused.
+		fs::resize_file(bin, fs::file_size(bin) - 1);
+	}
+
+	// The pristine image still restores (so the PIDs were free for every refusal above, and the checks meant
+	// something) — with a copy of the binary whose mtime is back as dumped.
+	{
+		SCOPED_TRACE("pristine image after all the refusals");
+		const json& exe_vma = [&]() -> const json& {
+			for (auto& v : proc.at("vmas"))
+				if (v.at("path") == bin.string())
+					return v;
+			return proc.at("vmas").at(0);
+		}();
+		timespec times[2] = {{0, UTIME_OMIT},
+				     {exe_vma.at("mtime_sec").get<time_t>(), exe_vma.at("mtime_nsec").get<long>()}};
+		ASSERT_EQ(utimensat(AT_FDCWD, bin.c_str(), times, 0), 0);
+		RestoreRun rr;
+		Restored tree;
+		ASSERT_TRUE(restore_detached(rr, tree, good, *index));
+		EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
+	}
+}
+
+}  // namespace
+}  // namespace e2e
