@@ -24,12 +24,37 @@ static __always_inline void fill_special(struct bck_vma *r, struct vm_area_struc
 }
 
 /*
- * Consecutive VMAs of one file (a library has four or five) get its path once. When an object's output does not
- * fit the read buffer, the kernel runs the program again for the same VMA in the next read(): `last` is then that
- * VMA itself, so the comparison is with `prev`, the one before it. Reset by the collector before each run.
+ * A mapped file's path is emitted once per run, however many VMAs and processes map it (libc: five VMAs in
+ * every process): bpf_d_path is most of this iterator's cost. Keyed by inode; `run` is bumped by the collector
+ * before each run instead of clearing the map. When an object's output does not fit the read buffer the kernel
+ * runs the program again for the same VMA, so the VMA that first emitted a path emits it again on a re-run.
  */
-__u64 last_vma_start, last_vma_file, prev_vma_file;
-__u32 last_vma_tgid, prev_vma_tgid;
+__u64 run;
+
+struct path_seen {
+	__u64 run;
+	__u64 start;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct path_seen);
+} vma_paths SEC(".maps");
+
+static __always_inline bool path_already_emitted(struct bck_vma *r, __u64 inode)
+{
+	struct path_seen *seen = bpf_map_lookup_elem(&vma_paths, &inode);
+	struct path_seen now = {run, r->start, r->tgid, 0};
+
+	if (seen && seen->run == run && !(seen->tgid == r->tgid && seen->start == r->start))
+		return true;
+	bpf_map_update_elem(&vma_paths, &inode, &now, BPF_ANY);
+	return false;
+}
 
 SEC("iter/task_vma")
 int dump_vma(struct bpf_iter__task_vma *ctx)
@@ -63,17 +88,10 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 	} else {
 		fill_special(&r, vma);
 	}
-	if (r.start != last_vma_start || r.tgid != last_vma_tgid) {
-		prev_vma_file = last_vma_file;
-		prev_vma_tgid = last_vma_tgid;
-	}
-	if (file && r.file_id == prev_vma_file && r.tgid == prev_vma_tgid)
-		r.flags |= BCK_VMA_F_SAME_FILE;
+	if (file && path_already_emitted(&r, (__u64)BPF_CORE_READ(file, f_inode)))
+		r.flags |= BCK_VMA_F_PATH_CACHED;
 	bpf_seq_write(seq, &r, sizeof(r));
-	if (file && !(r.flags & BCK_VMA_F_SAME_FILE))
+	if (file && !(r.flags & BCK_VMA_F_PATH_CACHED))
 		emit_path(seq, &file->f_path, BCK_PATH_VMA);
-	last_vma_start = r.start;
-	last_vma_file = r.file_id;
-	last_vma_tgid = r.tgid;
 	return 0;
 }

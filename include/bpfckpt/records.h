@@ -198,7 +198,7 @@ struct bck_file {
 	__u64 sock_peer_ino; /* AF_UNIX: the inode of the connected peer's socket, 0 when unconnected */
 };
 
-#define BCK_VMA_F_SAME_FILE (1u << 0) /* same file as the previous VMA of this process: no path record follows */
+#define BCK_VMA_F_PATH_CACHED (1u << 0) /* its file's path came with an earlier VMA of this run (same dev+ino) */
 
 struct bck_vma {
 	struct bck_hdr hdr;

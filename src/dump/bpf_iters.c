@@ -57,9 +57,5 @@ void bck_iters_set_filter(struct bck_iters *it, uint32_t mode, uint32_t tgid, ui
 	it->skel->bss->filter_mode = mode;
 	it->skel->bss->filter_tgid = tgid;
 	it->skel->bss->filter_cgroup_id = cgroup_id;
-	it->skel->bss->last_vma_start = 0;
-	it->skel->bss->last_vma_file = 0;
-	it->skel->bss->prev_vma_file = 0;
-	it->skel->bss->last_vma_tgid = 0;
-	it->skel->bss->prev_vma_tgid = 0;
+	it->skel->bss->run++; /* forgets which VMA paths were emitted */
 }

@@ -1,6 +1,7 @@
 // Parsing the iterators' record streams (layouts in include/bpfckpt/records.h). The stream comes from our own BPF
 // programs, but a size that does not add up is still an error, never an out-of-bounds read.
 #include <cstring>
+#include <map>
 
 #include "dump/collector.h"
 
@@ -132,15 +133,19 @@ Result<std::vector<RawFile>> parse_file_stream(const std::string& bytes)
 Result<std::vector<RawVma>> parse_vma_stream(const std::string& bytes)
 {
 	auto vmas = BCK_TRY((parse_with_paths<RawVma, bck_vma>(bytes, BCK_REC_VMA, BCK_PATH_VMA)));
-	for (size_t i = 0; i < vmas.size(); i++) {
-		RawVma& v = vmas[i];
-		if (!(v.rec.flags & BCK_VMA_F_SAME_FILE))
+	std::map<std::pair<uint32_t, uint64_t>, const RawVma*> by_file;  // (dev, ino) -> the VMA that has the path
+	for (RawVma& v : vmas) {
+		auto key = std::make_pair(v.rec.dev, uint64_t(v.rec.ino));
+		if (!(v.rec.flags & BCK_VMA_F_PATH_CACHED)) {
+			if (v.path_seen)
+				by_file.emplace(key, &v);
 			continue;
-		if (i == 0 || vmas[i - 1].rec.file_id != v.rec.file_id || vmas[i - 1].rec.tgid != v.rec.tgid)
-			return fail(ExitCode::failure, "iterator stream: vma {:x} repeats a file it does not follow",
-				    v.rec.start);
-		v.path = vmas[i - 1].path;
-		v.path_seen = vmas[i - 1].path_seen;
+		}
+		auto it = by_file.find(key);
+		if (it == by_file.end())
+			return fail(ExitCode::failure, "iterator stream: vma {:x} refers to a path not emitted", v.rec.start);
+		v.path = it->second->path;
+		v.path_seen = true;
 	}
 	return vmas;
 }

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -787,6 +788,74 @@ TEST(Restore, TreeWithPipesFilesSession)
 
 // --- 4. vector, mask, x87 and callee-saved registers ---------------------------------------------------------------
 
+// The byte avx.c puts at byte j of vector register r, and its k registers.
+unsigned char avx_pattern(int r, int j)
+{
+	return (unsigned char)((r * 64 + j) * 37 + 11 + r);
+}
+
+uint64_t avx_k_pattern(int k)
+{
+	return 0x0123456789abcdefULL ^ (0x1111111111111111ULL * uint64_t(k + 1)) ^ (uint64_t(k) << 60);
+}
+
+// The saved XSAVE area (standard format, as PTRACE_GETREGSET NT_X86_XSTATE gives it) holds avx.c's patterns: the
+// dump half of the round trip, checked on its own. Offsets of the components come from CPUID leaf 0xD.
+void expect_xstate_patterns(const fs::path& img, const json& thread, bool avx512)
+{
+	const json& ref = thread.at("regs").at("xstate");
+	auto blob = read_file(img / ref.at("blob").get<std::string>());
+	ASSERT_TRUE(blob);
+	uint64_t off = ref.at("offset").get<uint64_t>(), size = ref.at("size").get<uint64_t>();
+	ASSERT_LE(off + size, blob->size());
+	const unsigned char* x = reinterpret_cast<const unsigned char*>(blob->data()) + off;
+	auto component = [&](unsigned i) {
+		unsigned a, b, c, d;
+		asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0xd), "c"(i));
+		return std::pair<uint64_t, uint64_t>(b, a);  // offset, size
+	};
+	uint64_t xstate_bv;
+	memcpy(&xstate_bv, x + 512, 8);
+	std::string bad;
+	auto expect_bytes = [&](const char* what, uint64_t at, int reg, int from, int n) {
+		if (at + uint64_t(n) > size) {
+			bad += std::string(what) + " is past the saved area; ";
+			return;
+		}
+		for (int j = 0; j < n; j++)
+			if (x[at + j] != avx_pattern(reg, from + j)) {
+				bad += std::string(what) + std::to_string(reg) + " byte " + std::to_string(from + j) + "; ";
+				return;
+			}
+	};
+	for (int r = 0; r < 16; r++)
+		expect_bytes("xmm", 160 + 16 * r, r, 0, 16);
+	EXPECT_TRUE(xstate_bv & 4) << "XSTATE_BV " << std::hex << xstate_bv << ": no AVX state";
+	auto [ymm_off, ymm_size] = component(2);
+	for (int r = 0; r < 16; r++)
+		expect_bytes("ymm_hi128 of ymm", ymm_off + 16 * r, r, 16, 16);
+	if (avx512) {
+		EXPECT_EQ(xstate_bv & 0xe0, 0xe0u) << "XSTATE_BV " << std::hex << xstate_bv << ": AVX-512 state missing";
+		auto [k_off, k_size] = component(5);
+		auto [zhi_off, zhi_size] = component(6);
+		auto [z16_off, z16_size] = component(7);
+		for (int r = 0; r < 16; r++)
+			expect_bytes("zmm_hi256 of zmm", zhi_off + 32 * r, r, 32, 32);
+		for (int r = 16; r < 32; r++)
+			expect_bytes("zmm", z16_off + 64 * (r - 16), r, 0, 64);
+		for (int k = 0; k < 8; k++) {
+			uint64_t v;
+			memcpy(&v, x + k_off + 8 * k, 8);
+			if (v != avx_k_pattern(k))
+				bad += "k" + std::to_string(k) + "; ";
+		}
+	}
+	uint32_t mxcsr;
+	memcpy(&mxcsr, x + 24, 4);
+	EXPECT_EQ(mxcsr, 0x5f80u) << "MXCSR in the saved FXSAVE area";
+	EXPECT_TRUE(bad.empty()) << "the image's xstate does not hold the workload's patterns: " << bad;
+}
+
 TEST(Restore, AvxRegisters)
 {
 	REQUIRE_ROOT_OR_SKIP();
@@ -806,6 +875,18 @@ TEST(Restore, AvxRegisters)
 	auto index = load_index(img);
 	ASSERT_TRUE(index);
 	reap_dumped(wl, image_tids(*index));
+	{
+		// Caught in the spin loop (in the executable, not in libc or the kernel), registers as loaded.
+		const json& thread = find_process(*index, pid)->at("threads").at(0);
+		uint64_t rip = thread.at("regs").at("gpr").at("rip").get<uint64_t>();
+		bool in_exe = false;
+		for (auto& v : find_process(*index, pid)->at("vmas"))
+			in_exe |= v.at("path") == workload_path("avx") && v.at("start").get<uint64_t>() <= rip &&
+				  rip < v.at("end").get<uint64_t>() && (v.at("prot").get<int>() & 4);
+		EXPECT_TRUE(in_exe) << "rip " << std::hex << rip << " is not in avx's code: not dumped while spinning";
+		EXPECT_EQ(thread.at("regs").at("gpr").at("r12").get<uint64_t>(), 0xfeedface00000000ULL | (0xc0de0000u + 0x1357u));
+		expect_xstate_patterns(img, thread, ready.at("mode") == "avx512");
+	}
 
 	RestoreRun rr;
 	Restored tree;
