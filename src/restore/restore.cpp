@@ -79,8 +79,6 @@ bool pid_taken(uint32_t pid)
 Status check_restorable(const image::Image& img, bool pidns)
 {
 	for (const auto& p : img.processes) {
-		if (p.state == "zombie")
-			return fail(ExitCode::unsupported, "pid {}: restoring a zombie is not supported yet", p.pid);
 		if (!p.posix_timers.empty())
 			return fail(ExitCode::unsupported, "pid {}: restoring POSIX timers is not supported yet", p.pid);
 		if (pidns && p.pid == 1)
@@ -126,6 +124,25 @@ pid_t clone_with_pid(pid_t pid)
 	return pid_t(syscall(SYS_clone3, &args, sizeof(args)));
 }
 
+// A zombie comes back as one: the child dies at once the way it died before (exit code, or the signal with the
+// default action), and its parent, not yet restored, leaves it unreaped.
+[[noreturn]] void become_zombie(const image::Process& p)
+{
+	int32_t wait_status = p.exit_code;
+	prctl(PR_SET_NAME, p.comm.c_str());
+	int sig = wait_status & 0x7f;
+	if (sig) {
+		signal(sig, SIG_DFL);
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, nullptr);
+		prctl(PR_SET_DUMPABLE, 0);  // a core dump here would be of bpfckpt, not of the saved process
+		kill(getpid(), sig);
+	}
+	_exit((wait_status >> 8) & 0xff);
+}
+
 class Restorer {
 public:
 	Restorer(const image::Image& img, const std::string& dir, const MasterFiles& mf, const Control& c)
@@ -169,8 +186,11 @@ Status Restorer::prepare(size_t i)
 		pid_t child = clone_with_pid(pid_t(img_.processes[j].pid));
 		if (child < 0)
 			return fail_sys(errno, "pid {}: create child {}", p.pid, img_.processes[j].pid);
-		if (child == 0)
+		if (child == 0) {
+			if (img_.processes[j].state == "zombie")
+				become_zombie(img_.processes[j]);
 			run(j);
+		}
 	}
 	if (p.pgid != p.pid && getpgrp() != pid_t(p.pgid) && access(fmt::format("/proc/{}", p.pgid).c_str(), F_OK) == 0)
 		setpgid(0, pid_t(p.pgid));  // best effort: a group outside the image stays as it is
@@ -306,15 +326,17 @@ Status Master::make_control(int base)
 
 Status Master::collect_ready()
 {
-	size_t ready = 0;
-	while (ready < img_.processes.size()) {
+	size_t ready = 0, expected = 0;
+	for (const auto& p : img_.processes)
+		expected += p.state != "zombie";
+	while (ready < expected) {
 		pollfd pfd{ctl_.report_rd, POLLIN, 0};
 		int n = poll(&pfd, 1, kReadyTimeoutMs);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return fail(ExitCode::failure, "restore: {} of {} processes not ready after {} s", img_.processes.size() - ready,
-				    img_.processes.size(), kReadyTimeoutMs / 1000);
+			return fail(ExitCode::failure, "restore: {} of {} processes not ready after {} s", expected - ready,
+				    expected, kReadyTimeoutMs / 1000);
 		Report r{};
 		if (read(ctl_.report_rd, &r, sizeof(r)) != sizeof(r))
 			return fail_sys(errno, "read a restorer's report");
@@ -335,7 +357,7 @@ Status Master::collect_ready()
 		ready++;
 	}
 	for (size_t i = 0; i < img_.processes.size(); i++)
-		if (write(ctl_.go_wr[i], "g", 1) != 1)
+		if (img_.processes[i].state != "zombie" && write(ctl_.go_wr[i], "g", 1) != 1)
 			return fail_sys(errno, "release pid {}", img_.processes[i].pid);
 	return {};
 }
@@ -357,8 +379,9 @@ Status Master::wait_parked()
 {
 	size_t threads = 0;
 	for (const auto& p : img_.processes)
-		for (const auto& t : p.threads)
-			threads++, tgid_of_[pid_t(t.tid)] = pid_t(p.pid);
+		if (p.state != "zombie")
+			for (const auto& t : p.threads)
+				threads++, tgid_of_[pid_t(t.tid)] = pid_t(p.pid);
 	while (parked_.size() < threads) {
 		int status;
 		pid_t otid = waitpid(-1, &status, __WALL);
@@ -388,8 +411,12 @@ Status Master::wait_parked()
 			parked_.insert(tid);
 			continue;
 		}
-		return fail(ExitCode::failure, "pid {}: thread {} got signal {} in the restore shim", tgid_of_[tid], tid,
-			    sig);
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGSYS || sig == SIGABRT)
+			return fail(ExitCode::failure, "pid {}: thread {} got signal {} in the restore shim", tgid_of_[tid],
+				    tid, sig);
+		// Anything else is passed on. SIGCHLD from a zombie child restored just before is dropped: the saved
+		// process had already been told of that child's death before the dump.
+		ptrace(PTRACE_CONT, otid, nullptr, (void*)(long)(sig == SIGCHLD ? 0 : sig));
 	}
 	return {};
 }
@@ -399,6 +426,8 @@ Status Master::wait_parked()
 void Master::requeue_pending()
 {
 	for (const auto& p : img_.processes) {
+		if (p.state == "zombie")
+			continue;
 		for (int sig = 1; sig <= 64; sig++)
 			if (p.shared_pending & (1ull << (sig - 1)))
 				kill(outer_.at(pid_t(p.pid)), sig);
@@ -449,6 +478,8 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 	st.forking_time = now_s() - t0;
 	BCK_CHECK(wait_parked());
 	for (const auto& p : img_.processes) {
+		if (p.state == "zombie")
+			continue;
 		const ShimPlacement& s = shims_.at(pid_t(p.pid));
 		auto outer = [this](uint32_t tid) { return outer_.at(pid_t(tid)); };
 		BCK_CHECK(context(finalize_process(p, dir_, s.start, s.len, outer), "pid {}", p.pid));
