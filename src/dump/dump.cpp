@@ -185,6 +185,7 @@ private:
 	Status dump_threads(image::Process& p, const std::vector<const RawTask*>& threads);
 	Status dump_pipes();
 	Status dump_shmem(image::Process& p);
+	Result<uint32_t> shmem_object(const std::string& open_path, const std::string& path, uint64_t dev, uint64_t ino);
 
 	const DumpOptions& opt_;
 	Collector& col_;
@@ -236,29 +237,38 @@ Status Dumper::dump_pipes()
 	return {};
 }
 
-// MAP_SHARED anonymous memory and memfds are saved once, however many processes map them.
+// MAP_SHARED anonymous memory and memfds are saved once, however many processes map them or hold them open.
+Result<uint32_t> Dumper::shmem_object(const std::string& open_path, const std::string& path, uint64_t dev,
+				      uint64_t ino)
+{
+	auto key = std::make_pair(dev, ino);
+	if (auto it = shmem_ids_.find(key); it != shmem_ids_.end())
+		return it->second;
+	if (!shmem_blob_)
+		shmem_blob_ = BCK_TRY(dir_.open_blob("shmem.bin"));
+	image::Shmem obj;
+	obj.id = uint32_t(img_.shmem.size());
+	obj.kind = path.rfind("/memfd:", 0) == 0 ? "memfd" : "anon_shared";
+	obj.path = path;
+	obj.dev = dev;
+	obj.ino = ino;
+	obj.blob = shmem_blob_->name();
+	BCK_CHECK(dump_shmem_object(open_path, obj, *shmem_blob_, bufs_, mem_));
+	shmem_ids_.emplace(key, obj.id);
+	img_.shmem.push_back(std::move(obj));
+	return img_.shmem.back().id;
+}
+
 Status Dumper::dump_shmem(image::Process& p)
 {
-	for (image::Vma& v : p.vmas) {
-		if (v.kind != "shmem")
-			continue;
-		auto key = std::make_pair(v.dev, v.ino);
-		auto it = shmem_ids_.find(key);
-		if (it == shmem_ids_.end()) {
-			if (!shmem_blob_)
-				shmem_blob_ = BCK_TRY(dir_.open_blob("shmem.bin"));
-			image::Shmem obj;
-			obj.id = uint32_t(img_.shmem.size());
-			obj.kind = v.path.rfind("/memfd:", 0) == 0 ? "memfd" : "anon_shared";
-			obj.path = v.path;
-			obj.dev = v.dev;
-			obj.ino = v.ino;
-			obj.blob = shmem_blob_->name();
-			BCK_CHECK(dump_shmem_object(pid_t(p.pid), v, obj, *shmem_blob_, bufs_, mem_));
-			it = shmem_ids_.emplace(key, obj.id).first;
-			img_.shmem.push_back(std::move(obj));
-		}
-		v.shmem = it->second;
+	for (image::Vma& v : p.vmas)
+		if (v.kind == "shmem")
+			v.shmem = BCK_TRY(shmem_object(fmt::format("/proc/{}/map_files/{:x}-{:x}", p.pid, v.start, v.end),
+						       v.path, v.dev, v.ino));
+	for (const image::Fd& fd : p.fds) {
+		const image::File& f = files_.files[fd.file];
+		if (f.kind == "memfd")
+			BCK_TRY(shmem_object(fmt::format("/proc/{}/fd/{}", p.pid, fd.fd), f.path, f.dev, f.ino));
 	}
 	return {};
 }

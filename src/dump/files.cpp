@@ -56,8 +56,10 @@ Status classify(const RawFile& rf, image::File& f, const std::set<uint64_t>& soc
 		return unsupported(anon_inode_name(rf.path));
 	switch (fmt) {
 	case BCK_S_IFREG:
-		if (rf.path.rfind("/memfd:", 0) == 0)
-			return unsupported("memfd file descriptor");
+		if (rf.path.rfind("/memfd:", 0) == 0) {
+			f.kind = "memfd";  // its contents are saved as a shared memory object (dump.cpp)
+			return {};
+		}
 		if (rf.path.size() > 10 && rf.path.ends_with(" (deleted)"))
 			return unsupported("unlinked file " + rf.path);
 		f.kind = "regular";

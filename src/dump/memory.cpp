@@ -230,12 +230,10 @@ Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobW
 	return finish_write();
 }
 
-Status dump_shmem_object(pid_t pid, const image::Vma& vma, image::Shmem& obj, image::BlobWriter& blob,
-			 CopyBuffers& bufs, MemoryStats& stats)
+Status dump_shmem_object(const std::string& path, image::Shmem& obj, image::BlobWriter& blob, CopyBuffers& bufs,
+			 MemoryStats& stats)
 {
-	// map_files/ opens the very object behind the mapping (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), so pages
-	// that no process has mapped right now are found too.
-	std::string path = fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, vma.start, vma.end);
+	// Opened as a file, the object shows every populated page, also those no process has mapped right now.
 	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!fd)
 		return fail_sys(errno, "open {}", path);

@@ -46,8 +46,9 @@ bool has_private_pages(const image::Vma& vma);
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
 			  MemoryStats& stats, log::Progress* progress);
 
-// Saves the populated ranges of a shared memory object (MAP_SHARED anonymous or memfd) mapped at vma.
-Status dump_shmem_object(pid_t pid, const image::Vma& vma, image::Shmem& obj, image::BlobWriter& blob,
-			 CopyBuffers& bufs, MemoryStats& stats);
+// Saves the populated ranges of a shared memory object (MAP_SHARED anonymous or memfd), opened through `path`:
+// /proc/PID/map_files/START-END for a mapping, /proc/PID/fd/N for a memfd held by an fd.
+Status dump_shmem_object(const std::string& path, image::Shmem& obj, image::BlobWriter& blob, CopyBuffers& bufs,
+			 MemoryStats& stats);
 
 }  // namespace bpfckpt::dump

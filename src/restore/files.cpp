@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,48 @@ int external_fd(const image::File& f)
 	return (f.flags & O_ACCMODE) == O_RDONLY ? STDIN_FILENO : STDOUT_FILENO;
 }
 
+// Shared memory comes back as one object that every process maps again: a memfd of the same name, or shared
+// anonymous memory (whose /proc/self/map_files entry gives an fd to the very object, "/dev/zero (deleted)").
+Result<int> make_shmem(const image::Shmem& obj, const std::string& dir)
+{
+	UniqueFd fd;
+	if (obj.kind == "memfd") {
+		std::string name = obj.path.substr(7);  // "/memfd:"
+		if (name.ends_with(" (deleted)"))
+			name.resize(name.size() - 10);
+		fd.reset(memfd_create(name.c_str(), MFD_CLOEXEC));
+		if (!fd || ftruncate(fd.get(), off_t(obj.size)) != 0)
+			return fail_sys(errno, "shared memory {}: memfd_create", obj.path);
+	} else {
+		void* m = mmap(nullptr, obj.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return fail_sys(errno, "shared memory {}: mmap {} bytes", obj.path, obj.size);
+		auto start = reinterpret_cast<uint64_t>(m);
+		fd.reset(::open(fmt::format("/proc/self/map_files/{:x}-{:x}", start, start + obj.size).c_str(),
+				O_RDWR | O_CLOEXEC));
+		int e = errno;
+		munmap(m, obj.size);
+		if (!fd)
+			return fail_sys(e, "shared memory {}: open its map_files entry", obj.path);
+	}
+	UniqueFd blob(::open((dir + "/" + obj.blob).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!obj.pages.empty() && !blob)
+		return fail_sys(errno, "open blob {}", obj.blob);
+	std::vector<char> buf(1 << 20);
+	for (const image::PageRun& r : obj.pages)
+		for (uint64_t done = 0; done < r.npages * image::kPageSize;) {
+			size_t n = size_t(std::min<uint64_t>(buf.size(), r.npages * image::kPageSize - done));
+			n = size_t(std::min<uint64_t>(n, obj.size - std::min(obj.size, r.start + done)));
+			if (n == 0)
+				break;
+			if (pread(blob.get(), buf.data(), n, off_t(r.blob_offset + done)) != ssize_t(n) ||
+			    pwrite(fd.get(), buf.data(), n, off_t(r.start + done)) != ssize_t(n))
+				return fail_sys(errno ? errno : EIO, "shared memory {}: fill at {}", obj.path, r.start + done);
+			done += n;
+		}
+	return fd.release();
+}
+
 }  // namespace
 
 Result<int> move_high(int fd, int base)
@@ -98,6 +141,10 @@ Result<MasterFiles> open_master_files(const image::Image& img, const std::string
 		mf.all.push_back(pipes[p.ino].first);
 		mf.all.push_back(pipes[p.ino].second);
 	}
+	for (const image::Shmem& obj : img.shmem) {
+		mf.by_shmem.push_back(BCK_TRY(move_high(BCK_TRY(make_shmem(obj, dir)), mf.base)));
+		mf.all.push_back(mf.by_shmem.back());
+	}
 	mf.by_file.assign(img.files.size(), -1);
 	for (const image::File& f : img.files) {
 		int fd;
@@ -112,6 +159,15 @@ Result<MasterFiles> open_master_files(const image::Image& img, const std::string
 			fd = BCK_TRY(move_high(dup(reader ? it->second.first : it->second.second), mf.base));
 			if (fcntl(fd, F_SETFL, int(f.flags) & (O_NONBLOCK | O_APPEND)) != 0)
 				return fail_sys(errno, "pipe:[{}]: set flags", *f.pipe);
+		} else if (f.kind == "memfd") {
+			auto obj = std::find_if(img.shmem.begin(), img.shmem.end(),
+						[&](const auto& o) { return o.dev == f.dev && o.ino == f.ino; });
+			if (obj == img.shmem.end())
+				return fail(ExitCode::bad_image, "file {} ({}): its memfd contents are not in the image", f.id,
+					    f.path);
+			fd = BCK_TRY(move_high(dup(mf.by_shmem[obj->id]), mf.base));
+			if (lseek(fd, off_t(f.pos), SEEK_SET) < 0)
+				return fail_sys(errno, "file {}: seek", f.path);
 		} else if (f.kind == "regular" || f.kind == "directory" || f.kind == "chardev") {
 			fd = BCK_TRY(move_high(BCK_TRY(open_regular(f)), mf.base));
 		} else {

@@ -16,6 +16,7 @@ namespace bpfckpt::restore {
 struct MasterFiles {
 	int base = 0;                   // every fd the master opens is >= base, above all saved fd numbers
 	std::vector<int> by_file;       // image file id -> master fd
+	std::vector<int> by_shmem;      // image shmem id -> master fd of the recreated object
 	std::vector<int> all;           // every master fd, to close after dup2
 };
 

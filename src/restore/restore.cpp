@@ -88,9 +88,6 @@ Status check_restorable(const image::Image& img, bool pidns)
 				return fail(ExitCode::target_busy, "pid {}: in use on this machine (the dumped process, or "
 					    "another, still holds it); free it, or restore with --pidns", t.tid);
 	}
-	if (!img.shmem.empty())
-		return fail(ExitCode::unsupported, "shared memory ({}): restoring it is not supported yet",
-			    img.shmem.front().path);
 	return {};
 }
 
@@ -197,7 +194,7 @@ Status Restorer::prepare(size_t i)
 	if (chdir(p.cwd.c_str()) != 0)
 		return fail_sys(errno, "pid {}: chdir {}", p.pid, p.cwd);
 	umask(mode_t(p.umask));
-	ShimInputs in = BCK_TRY(open_shim_inputs(p, dir_, mf_.base));
+	ShimInputs in = BCK_TRY(open_shim_inputs(p, dir_, mf_.base, mf_.by_shmem));
 	ShimPlacement where = BCK_TRY(place_shim(p, shim_plan_bytes(p)));
 	std::vector<int> keep = in.all();
 	keep.push_back(ctl_.report_wr);

@@ -153,7 +153,8 @@ Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes)
 	return fail(ExitCode::failure, "pid {}: no hole in the saved address space for the restore shim", p.pid);
 }
 
-Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base)
+Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base,
+				    const std::vector<int>& shmem_fds)
 {
 	ShimInputs in;
 	if (!p.pages_blob.empty()) {
@@ -172,8 +173,10 @@ Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& 
 			UniqueFd f = BCK_TRY(context(open_mapped_file(v), "pid {}", p.pid));
 			fd = BCK_TRY(move_high(f.release(), fd_base));
 		} else if (v.kind == "shmem") {
-			return fail(ExitCode::unsupported, "pid {}: restoring shared memory {} is not supported yet", p.pid,
-				    v.path);
+			if (!v.shmem || *v.shmem >= shmem_fds.size())
+				return fail(ExitCode::bad_image, "pid {}: vma {:x} names no shared memory object", p.pid,
+					    v.start);
+			fd = shmem_fds[*v.shmem];
 		}
 		in.vma_fds.push_back(fd);
 	}

@@ -24,10 +24,11 @@ Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes);
 struct ShimInputs {
 	int pages_fd = -1;
 	int exe_fd = -1;
-	std::vector<int> vma_fds;  // per vma, -1 for anonymous
+	std::vector<int> vma_fds;  // per vma, -1 for anonymous (shared memory: the master's fd of the object)
 	std::vector<int> all() const;
 };
-Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base);
+Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base,
+				    const std::vector<int>& shmem_fds);
 
 // Builds the plan, copies shim + plan into the placement and jumps. Returns only on failure. extra_close: fds
 // the shim closes once memory is in place (the restorer's own control pipes).
