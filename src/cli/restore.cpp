@@ -13,6 +13,7 @@ Run add_restore(CLI::App& root, int* exit_status)
 	auto opt = std::make_shared<restore::RestoreOptions>();
 	auto stats = std::make_shared<bool>(false);
 	auto json = std::make_shared<bool>(false);
+	auto inherit = std::make_shared<std::vector<std::string>>();
 	CLI::App* cmd = root.add_subcommand("restore", "Bring a dumped process tree back to life");
 	cmd->add_option("-D,--images-dir", opt->dir, "image directory")->required();
 	cmd->add_flag("-d,--restore-detached", opt->detach,
@@ -20,12 +21,18 @@ Run add_restore(CLI::App& root, int* exit_status)
 	cmd->add_flag("--pidns", opt->pidns,
 		      "restore into a new PID namespace under a small init; saved PIDs are kept inside it, so they need "
 		      "not be free outside");
+	cmd->add_option("--inherit-fd", *inherit,
+			"fd[N]:KEY: connect the image's external file KEY (as `show` lists it: pipe:[ino], socket:[ino], a "
+			"tty path) to our fd N; the default is our stdin for read ends, stdout otherwise");
 	cmd->add_flag("--stats", *stats, "print forking_time, restore_time (microseconds), pages_restored");
 	cmd->add_flag("--json", *json, "print the stats as JSON");
 	set_examples(*cmd, "  bpfckpt restore -D img -d            restore and return at once\n"
 			   "  bpfckpt restore -D img                restore, wait, exit with the root's status\n"
-			   "  bpfckpt restore -D img --pidns -d    restore even though the saved PIDs are taken\n");
-	return [opt, stats, json, exit_status]() -> Status {
+			   "  bpfckpt restore -D img --pidns -d    restore even though the saved PIDs are taken\n"
+			   "  bpfckpt restore -D img --inherit-fd 'fd[3]:pipe:[12345]' 3>log   the saved pipe writes to log\n");
+	return [opt, stats, json, inherit, exit_status]() -> Status {
+		for (const std::string& arg : *inherit)
+			opt->inherit.insert(BCK_TRY(restore::parse_inherit_fd(arg)));
 		auto st = BCK_TRY(restore::restore_image(*opt));
 		auto us = [](double s) { return uint64_t(s * 1e6); };
 		if (*json)

@@ -38,7 +38,7 @@ void print_process(const image::Image& img, const image::Process& p)
 	for (const auto& fd : p.fds) {
 		const image::File& f = img.files.at(fd.file);
 		fmt::print("  fd {:<4} {:<9} {} pos {} flags 0{:o}{}{}\n", fd.fd, f.kind, f.path, f.pos, f.flags,
-			   fd.cloexec ? " cloexec" : "", f.external ? " external" : "");
+			   fd.cloexec ? " cloexec" : "", f.external ? " external " + f.external_key : "");
 	}
 }
 

@@ -57,10 +57,12 @@ Result<std::pair<int, int>> make_pipe(const image::Pipe& p, const std::string& d
 	return std::make_pair(fds[0], fds[1]);
 }
 
-// An external file stands for something outside the image: by default restore's own stdin (read ends) or stdout
-// (write ends), as CRIU does for a shell's pipes and terminals.
-int external_fd(const image::File& f)
+// An external file stands for something outside the image: what --inherit-fd names for its key, or else
+// restore's own stdin (read ends) or stdout (write ends), as for a shell's pipes and terminals.
+int external_fd(const image::File& f, const std::map<std::string, int>& inherit)
 {
+	if (auto it = inherit.find(f.external_key); it != inherit.end())
+		return it->second;
 	return (f.flags & O_ACCMODE) == O_RDONLY ? STDIN_FILENO : STDOUT_FILENO;
 }
 
@@ -118,7 +120,8 @@ Result<int> move_high(int fd, int base)
 	return hi;
 }
 
-Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir)
+Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir,
+				      const std::map<std::string, int>& inherit)
 {
 	MasterFiles mf;
 	int max_fd = 2;
@@ -149,7 +152,11 @@ Result<MasterFiles> open_master_files(const image::Image& img, const std::string
 	for (const image::File& f : img.files) {
 		int fd;
 		if (f.external) {
-			fd = BCK_TRY(move_high(dup(external_fd(f)), mf.base));
+			int ours = dup(external_fd(f, inherit));
+			if (ours < 0)
+				return fail_sys(errno, "external file {} ({}): our fd {}", f.id, f.external_key,
+						external_fd(f, inherit));
+			fd = BCK_TRY(move_high(ours, mf.base));
 		} else if (f.kind == "pipe") {
 			auto it = pipes.find(f.pipe.value_or(0));
 			if (it == pipes.end())

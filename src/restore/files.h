@@ -21,7 +21,10 @@ struct MasterFiles {
 };
 
 // Opens everything; `dir` is the image directory (pipe contents live in blobs).
-Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir);
+// inherit: external files by key -> the fd of ours that stands for them (--inherit-fd); the rest get our stdin
+// (read ends) or stdout.
+Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir,
+				      const std::map<std::string, int>& inherit);
 
 // In a restored process: puts its fds in place and closes every master fd it does not keep.
 Status install_fds(const image::Process& p, const MasterFiles& mf, const std::vector<int>& keep);

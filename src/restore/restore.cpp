@@ -450,7 +450,7 @@ void Master::kill_all()
 Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 {
 	double t0 = now_s();
-	MasterFiles mf = BCK_TRY(open_master_files(img_, dir_));
+	MasterFiles mf = BCK_TRY(open_master_files(img_, dir_, opt.inherit));
 	BCK_CHECK(make_control(mf.base));
 	auto root = std::find_if(img_.processes.begin(), img_.processes.end(),
 				 [&](const auto& p) { return p.pid == img_.target.pid; });
@@ -500,6 +500,16 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 }
 
 }  // namespace
+
+Result<std::pair<std::string, int>> parse_inherit_fd(const std::string& arg)
+{
+	int fd = -1, used = 0;
+	if (sscanf(arg.c_str(), "fd[%d]:%n", &fd, &used) != 1 || used == 0 || fd < 0 || size_t(used) == arg.size())
+		return fail(ExitCode::usage, "--inherit-fd {}: expected fd[N]:KEY, e.g. fd[3]:pipe:[12345]", arg);
+	if (fcntl(fd, F_GETFD) < 0)
+		return fail(ExitCode::usage, "--inherit-fd {}: fd {} is not open", arg, fd);
+	return std::make_pair(arg.substr(size_t(used)), fd);
+}
 
 Result<RestoreStats> restore_image(const RestoreOptions& opt)
 {

@@ -2,6 +2,7 @@
 // what processes share, shim_loader.h replaces a restorer's memory with the saved one, finalize.h sets registers.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "common/result.h"
@@ -12,7 +13,11 @@ struct RestoreOptions {
 	std::string dir;
 	bool detach = false;  // -d: return once everything runs; otherwise wait for the root and return its status
 	bool pidns = false;   // --pidns: into a new PID namespace under a bpfckpt init, saved PIDs kept inside it
+	std::map<std::string, int> inherit;  // --inherit-fd fd[N]:KEY: external file KEY is restore's fd N
 };
+
+// Parses CRIU's "fd[N]:KEY".
+Result<std::pair<std::string, int>> parse_inherit_fd(const std::string& arg);
 
 // CRIU's names; times in seconds.
 struct RestoreStats {
