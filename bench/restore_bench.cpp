@@ -860,6 +860,7 @@ Status bench_tree(const Config& cfg, Report& rep)
 		BCK_CHECK(check_stop());
 		BCK_CHECK(prewarm(work, src, src.size()));
 		add_restore_samples(s, "single", BCK_TRY(restore_once(one)));
+		s.add("single.load_image", BCK_TRY(time_load_image(one)));
 	}
 	double n = double(tree.pids.size());
 	double wall = s.med("tree.wall"), rt = s.med("tree.restore_time"), fork = s.med("tree.forking_time");
@@ -878,6 +879,9 @@ Status bench_tree(const Config& cfg, Report& rep)
 	rep.ratio("single.restore_time", rt1 / 1e3, "ms", wall1 > 0 ? rt1 / wall1 : 0, "restore_time vs wall");
 	rep.ratio("single.forking_time", fork1 / 1e3, "ms", rt1 > 0 ? fork1 / rt1 : 0, "forking_time vs restore_time");
 	rep.info("single.pages_restored", s.med("single.pages_restored"), "pages");
+	double load1 = s.med("single.load_image");
+	rep.ratio("single.load_image", load1 / 1e3, "ms", wall1 > rt1 ? load1 / (wall1 - rt1) : 0,
+		  "in-process load_image vs wall - restore_time");
 	return {};
 }
 

@@ -418,13 +418,15 @@ Status Master::wait_parked()
 	return {};
 }
 
-// Signals pending at the dump are sent again while the threads are still stopped, so they are delivered (or stay
+// A stopped process stops again; signals pending at the dump are sent again while the threads are still stopped, so they are delivered (or stay
 // pending, if blocked) once the threads run. Their siginfo is not saved: they arrive as from kill().
 void Master::requeue_pending()
 {
 	for (const auto& p : img_.processes) {
 		if (p.state == "zombie")
 			continue;
+		if (p.state == "stopped")  // it was in a group stop: it stops again as soon as it runs
+			kill(outer_.at(pid_t(p.pid)), SIGSTOP);
 		for (int sig = 1; sig <= 64; sig++)
 			if (p.shared_pending & (1ull << (sig - 1)))
 				kill(outer_.at(pid_t(p.pid)), sig);
