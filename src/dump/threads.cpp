@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "bpfckpt/compat.h"
+#include "common/x86_regs.h"
 
 namespace bpfckpt::dump {
 
@@ -26,16 +27,6 @@ Result<std::string> get_regset(pid_t tid, int type, size_t max, const char* what
 	return buf;
 }
 
-void name_gprs(const user_regs_struct& r, std::map<std::string, uint64_t>& out)
-{
-#define BCK_REG(n) out[#n] = r.n
-	BCK_REG(r15); BCK_REG(r14); BCK_REG(r13); BCK_REG(r12); BCK_REG(rbp); BCK_REG(rbx); BCK_REG(r11);
-	BCK_REG(r10); BCK_REG(r9); BCK_REG(r8); BCK_REG(rax); BCK_REG(rcx); BCK_REG(rdx); BCK_REG(rsi);
-	BCK_REG(rdi); BCK_REG(orig_rax); BCK_REG(rip); BCK_REG(cs); BCK_REG(eflags); BCK_REG(rsp); BCK_REG(ss);
-	BCK_REG(fs_base); BCK_REG(gs_base); BCK_REG(ds); BCK_REG(es); BCK_REG(fs); BCK_REG(gs);
-#undef BCK_REG
-}
-
 }  // namespace
 
 Result<ThreadCpu> read_thread_cpu(pid_t tid)
@@ -46,7 +37,7 @@ Result<ThreadCpu> read_thread_cpu(pid_t tid)
 		return fail(ExitCode::unsupported, "thread {}: registers of {} bytes (not a 64-bit task)", tid, gp.size());
 	user_regs_struct r;
 	std::memcpy(&r, gp.data(), sizeof(r));
-	name_gprs(r, cpu.regs.gpr);
+	cpu.regs.gpr = regs_to_map(r);
 
 	// orig_rax is the syscall number while the thread is inside one (-1 otherwise); rax then holds what the
 	// kernel will return, -ERESTART* when the call was interrupted and must be restarted on restore.

@@ -112,8 +112,26 @@ json to_json_value(const Image& img)
 	return j;
 }
 
+namespace {
+
+// The index never holds a fraction: a number nlohmann stored as a float is out of any integer range we read.
+bool has_float(const json& j)
+{
+	if (j.is_number_float())
+		return true;
+	if (j.is_structured())
+		for (const auto& v : j)
+			if (has_float(v))
+				return true;
+	return false;
+}
+
+}  // namespace
+
 Result<Image> from_json_value(const json& j)
 {
+	if (has_float(j))
+		return fail(ExitCode::bad_image, "index.json: a number that is not an integer in range");
 	Image img;
 	try {
 		j.at("format_version").get_to(img.format_version);
@@ -133,6 +151,14 @@ Result<Image> from_json_value(const json& j)
 			img.parent = j.at("parent").get<std::string>();
 	} catch (const json::exception& e) {
 		return fail(ExitCode::bad_image, "index.json: {}", e.what());
+	}
+	// Strictness by round trip: a value narrowed on the way in (4294967396 read as a 32-bit 100), a key we do
+	// not know, a wrongly typed optional: the model written back differs from what was read.
+	json back = to_json_value(img);
+	if (back != j) {
+		json diff = json::diff(back, j);
+		std::string where = diff.empty() ? "" : diff.front().value("path", "");
+		return fail(ExitCode::bad_image, "index.json: {}: unknown key or value out of range", where);
 	}
 	return img;
 }

@@ -17,6 +17,7 @@
 
 #include "bpfckpt/compat.h"
 #include "common/fd.h"
+#include "common/x86_regs.h"
 
 namespace bpfckpt::restore {
 
@@ -106,22 +107,9 @@ Result<std::string> read_ref(const std::string& dir, const image::BlobRef& ref)
 	return out;
 }
 
-user_regs_struct saved_regs(const image::Thread& t)
-{
-	user_regs_struct r{};
-	auto g = [&](const char* n) { return t.regs.gpr.count(n) ? t.regs.gpr.at(n) : 0; };
-#define BCK_REG(n) r.n = g(#n)
-	BCK_REG(r15); BCK_REG(r14); BCK_REG(r13); BCK_REG(r12); BCK_REG(rbp); BCK_REG(rbx); BCK_REG(r11);
-	BCK_REG(r10); BCK_REG(r9); BCK_REG(r8); BCK_REG(rax); BCK_REG(rcx); BCK_REG(rdx); BCK_REG(rsi);
-	BCK_REG(rdi); BCK_REG(orig_rax); BCK_REG(rip); BCK_REG(cs); BCK_REG(eflags); BCK_REG(rsp); BCK_REG(ss);
-	BCK_REG(fs_base); BCK_REG(gs_base); BCK_REG(ds); BCK_REG(es); BCK_REG(fs); BCK_REG(gs);
-#undef BCK_REG
-	return r;
-}
-
 Status finalize_thread(const image::Thread& t, pid_t tid, const std::string& dir)
 {
-	user_regs_struct r = saved_regs(t);
+	user_regs_struct r = regs_from_map(t.regs.gpr);
 	fix_syscall_restart(r, t.syscall);
 	BCK_CHECK(set_regset(tid, NT_PRSTATUS, &r, sizeof(r), "registers"));
 	std::string xstate = BCK_TRY(read_ref(dir, t.regs.xstate));

@@ -1204,6 +1204,20 @@ std::string name_for(const fs::path& exe)
 	return rel + exe.relative_path().string();
 }
 
+// Kills whatever holds one of `pids` and runs bpfckpt or a workload (what a restore that should not have happened
+// created), then reaps it.
+void kill_leftovers(const std::vector<pid_t>& pids)
+{
+	Restored left;
+	for (pid_t p : pids) {
+		std::error_code ec;
+		auto exe = fs::read_symlink("/proc/" + std::to_string(p) + "/exe", ec).string();
+		if (!ec && (exe == bpfckpt_bin() || exe.rfind(workload_path(""), 0) == 0 ||
+			    exe.find("/bpfckpt-e2e.") != std::string::npos))
+			left.adopt({p});
+	}
+}
+
 // One corrupted copy of `good`: restore must exit 8 with one line naming the problem, and create nothing.
 void expect_bad_image(const std::string& what, const fs::path& good, const fs::path& bad,
 		      const std::function<void(json&, const fs::path&)>& corrupt, const std::vector<pid_t>& pids,
@@ -1228,6 +1242,7 @@ void expect_bad_image(const std::string& what, const fs::path& good, const fs::p
 		EXPECT_FALSE(exists(p)) << "pid " << p << " exists after a refused restore (" << proc_state(p) << ")";
 	EXPECT_TRUE(all_gone(pids, 2s));
 	EXPECT_TRUE(no_stray_bpfckpt());
+	kill_leftovers(pids);
 	std::cerr << "[ NOTE     ] " << what << ": exit " << r.exit_code << ": " << trim_nl(r.err) << "\n";
 }
 
@@ -1378,6 +1393,42 @@ TEST(Restore, BadImages)
 		ASSERT_TRUE(restore_detached(rr, tree, good, *index));
 		EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
 	}
+
+	// A tree's image, for what needs several processes: the parent links must form one tree under the root.
+	fs::create_directories(tmp / "data");
+	Workload twl;
+	ASSERT_TRUE(twl.start("tree", {"--dir", (tmp / "data").string()})) << twl.error();
+	fs::path tgood = tmp / "tree-good";
+	ASSERT_TRUE(dump_ok(twl.pid(), tgood));
+	auto tindex = load_index(tgood);
+	ASSERT_TRUE(tindex);
+	auto ttids = image_tids(*tindex);
+	reap_dumped(twl, ttids);
+	const json& tready = twl.ready();
+	auto index_of = [&](pid_t pid) {
+		for (size_t i = 0; i < tindex->at("processes").size(); i++)
+			if (tindex->at("processes")[i].at("pid").get<pid_t>() == pid)
+				return i;
+		ADD_FAILURE() << "pid " << pid << " is not in the tree's image";
+		return size_t(0);
+	};
+	size_t ia = index_of(tready.at("a")), ib = index_of(tready.at("b")), ig = index_of(tready.at("g"));
+
+	expect_bad_image("parent cycle (A and B each other's parent)", tgood, next(), [&](json& j, const fs::path& d) {
+		j["processes"][ia]["ppid"] = j["processes"][ib]["pid"];
+		j["processes"][ib]["ppid"] = j["processes"][ia]["pid"];
+		write_json(d / "index.json", j);
+	}, ttids);
+
+	expect_bad_image("parent outside the image (G's ppid 12345)", tgood, next(), [&](json& j, const fs::path& d) {
+		j["processes"][ig]["ppid"] = 12345;
+		write_json(d / "index.json", j);
+	}, ttids);
+
+	expect_bad_image("xstate too small for the saved features", tgood, next(), [&](json& j, const fs::path& d) {
+		j["processes"][0]["threads"][0]["regs"]["xstate"]["size"] = 8;
+		write_json(d / "index.json", j);
+	}, ttids);
 }
 
 }  // namespace
