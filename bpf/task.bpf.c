@@ -211,7 +211,14 @@ int dump_task(struct bpf_iter__task *ctx)
 	r->rseq_len = BPF_CORE_READ(task, rseq_len);
 	r->rseq_sig = BPF_CORE_READ(task, rseq_sig);
 	r->umask = BPF_CORE_READ(task, fs, umask);
-	bpf_probe_read_kernel(r->cpus_mask, sizeof(r->cpus_mask), &task->cpus_mask);
+	{
+		/* cpumask_t is NR_CPUS bits here, possibly fewer than the record holds: never read past it */
+		__u32 sz = bpf_core_type_size(cpumask_t);
+
+		if (sz > sizeof(r->cpus_mask))
+			sz = sizeof(r->cpus_mask);
+		bpf_probe_read_kernel(r->cpus_mask, sz, &task->cpus_mask);
+	}
 	fill_creds(r, task);
 	fill_signals(r, task);
 	fill_mm(r, task);

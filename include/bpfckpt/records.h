@@ -233,6 +233,9 @@ struct bck_vma {
 #define BCK_VM_HUGETLB  0x00400000ull
 #define BCK_VM_HUGEPAGE 0x20000000ull
 #define BCK_VM_NOHUGEPAGE 0x40000000ull
+#define BCK_VM_DONTCOPY 0x00020000ull
+#define BCK_VM_WIPEONFORK 0x02000000ull
+#define BCK_VM_DONTDUMP 0x04000000ull
 
 #ifndef __bpf__
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 #include "dump/process.h"
 
+#include <sys/sysinfo.h>
 #include <time.h>
 
 #include <algorithm>
@@ -33,13 +34,14 @@ uint64_t remaining(int64_t expires, clockid_t clock)
 	return left > 0 ? uint64_t(left) : 1;
 }
 
+// Bits past the CPUs this machine can have (nr_cpu_ids) are not part of the mask.
 std::vector<uint32_t> cpu_list(const __u64 (&mask)[BCK_CPUMASK_WORDS])
 {
+	uint32_t ncpus = uint32_t(std::max(1, get_nprocs_conf()));
 	std::vector<uint32_t> cpus;
-	for (uint32_t w = 0; w < BCK_CPUMASK_WORDS; w++)
-		for (uint32_t b = 0; b < 64; b++)
-			if (mask[w] & (1ull << b))
-				cpus.push_back(w * 64 + b);
+	for (uint32_t c = 0; c < ncpus && c < BCK_CPUMASK_WORDS * 64; c++)
+		if (mask[c / 64] & (1ull << (c % 64)))
+			cpus.push_back(c);
 	return cpus;
 }
 

@@ -125,7 +125,14 @@ void PtraceFreezer::kill_all()
 {
 	for (auto& [pid, fd] : pidfds_)
 		syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
-	detach_all();
+	// A traced thread that dies stays a zombie until its tracer reaps it, and the process's pidfd reports the exit
+	// only once all its threads are gone: reap them rather than detach. Leaders last: the kernel reports a leader's
+	// death only after the rest of its thread group is gone.
+	for (int leaders = 0; leaders < 2; leaders++)
+		for (pid_t tid : seized_)
+			if (bool(pidfds_.count(tid)) == bool(leaders))
+				waitpid(tid, nullptr, __WALL);
+	seized_.clear();
 }
 
 }  // namespace bpfckpt::dump

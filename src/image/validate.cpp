@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <map>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -63,6 +64,7 @@ private:
 	Status check_page_runs(const std::vector<PageRun>& runs, uint64_t lo, uint64_t hi, const std::string& blob,
 			       const std::string& what) const;
 	Status check_process(const Process& p, std::set<uint32_t>& tids) const;
+	Status check_tree() const;
 	Status check_thread(const Process& p, const Thread& t) const;
 	Status check_vmas(const Process& p) const;
 	Status check_fds(const Process& p) const;
@@ -148,9 +150,35 @@ Status Validator::run(const BlobSizes& found)
 			return bad("pid {}: listed twice", p.pid);
 		BCK_CHECK(check_process(p, tids));
 	}
+	BCK_CHECK(check_tree());
 	BCK_CHECK(check_files());
 	BCK_CHECK(check_pipes());
 	BCK_CHECK(check_shmem());
+	return {};
+}
+
+// One tree: the target is the only process whose parent is outside the image, and every other process reaches
+// it through its parents (no cycles). Restore creates each process from its parent, so anything else would hang.
+Status Validator::check_tree() const
+{
+	std::map<uint32_t, uint32_t> parent;
+	for (const Process& p : img_.processes)
+		parent[p.pid] = p.ppid;
+	if (img_.processes.empty())
+		return {};
+	if (!parent.count(img_.target.pid))
+		return bad("target pid {}: not among the processes", img_.target.pid);
+	if (parent.count(parent[img_.target.pid]))
+		return bad("target pid {}: its parent {} is in the image too", img_.target.pid, parent[img_.target.pid]);
+	for (const Process& p : img_.processes) {
+		uint32_t at = p.pid;
+		for (size_t steps = 0; at != img_.target.pid; steps++) {
+			if (steps > parent.size() || !parent.count(parent[at]))
+				return bad("pid {}: not below the target pid {} (parent {} {})", p.pid, img_.target.pid,
+					   parent[at], steps > parent.size() ? "is in a cycle" : "is not in the image");
+			at = parent[at];
+		}
+	}
 	return {};
 }
 
@@ -275,6 +303,11 @@ Status Validator::check_thread(const Process& p, const Thread& t) const
 				return bad("{}: register {} missing", what, reg);
 	if (t.regs.xstate.size > kMaxRegsetBytes)
 		return bad("{}: xstate of {} bytes, more than {}", what, t.regs.xstate.size, kMaxRegsetBytes);
+	// A live thread's XSAVE area holds at least the legacy area and the XSAVE header, and is as large as the
+	// host's: the kernel reads that much when restoring it.
+	if (p.state != "zombie" && (t.regs.xstate.size < 576 || t.regs.xstate.size != img_.host.xstate_size))
+		return bad("{}: xstate of {} bytes, the image's host has {}", what, t.regs.xstate.size,
+			   img_.host.xstate_size);
 	if (t.regs.fpregs.size > kMaxRegsetBytes)
 		return bad("{}: fpregs of {} bytes, more than {}", what, t.regs.fpregs.size, kMaxRegsetBytes);
 	BCK_CHECK(check_ref(t.regs.xstate, what + ": xstate"));

@@ -200,6 +200,13 @@ Status Restorer::prepare(size_t i)
 	keep.push_back(ctl_.report_wr);
 	keep.push_back(ctl_.go_rd[i]);
 	BCK_CHECK(install_fds(p, mf_, keep));
+	// The other processes' control pipes came along with the fork; children have theirs already.
+	close(ctl_.report_rd);
+	for (size_t j = 0; j < ctl_.go_wr.size(); j++) {
+		close(ctl_.go_wr[j]);
+		if (j != i)
+			close(ctl_.go_rd[j]);
+	}
 	static const int kResources[] = {RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE,
 					 RLIMIT_RSS, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS,
 					 RLIMIT_LOCKS, RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE, RLIMIT_NICE,

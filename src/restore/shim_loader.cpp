@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "bpfckpt/records.h"
 #include "restore/files.h"
 #include "restore/shim/plan.h"
 
@@ -93,6 +95,7 @@ void fill_threads(const image::Process& p, const ShimPlacement& where, const Lay
 		const image::Thread& th = p.threads[i];
 		t[i] = {};
 		t[i].tid = th.tid;
+		std::snprintf(t[i].comm, sizeof(t[i].comm), "%s", th.comm.c_str());
 		t[i].stack_top = where.start + l.stacks + (i + 2) * kThreadStack;
 		t[i].rseq = th.rseq;
 		t[i].rseq_len = th.rseq_len;
@@ -103,6 +106,14 @@ void fill_threads(const image::Process& p, const ShimPlacement& where, const Lay
 		t[i].ss_size = th.sas_ss_size;
 		t[i].ss_flags = th.sas_ss_flags;
 	}
+}
+
+// VM_* flags that only madvise() sets
+uint32_t advice_for(uint64_t f)
+{
+	return ((f & BCK_VM_HUGEPAGE) ? SHIM_ADVICE_HUGEPAGE : 0) | ((f & BCK_VM_NOHUGEPAGE) ? SHIM_ADVICE_NOHUGEPAGE : 0) |
+	       ((f & BCK_VM_DONTDUMP) ? SHIM_ADVICE_DONTDUMP : 0) | ((f & BCK_VM_DONTCOPY) ? SHIM_ADVICE_DONTFORK : 0) |
+	       ((f & BCK_VM_WIPEONFORK) ? SHIM_ADVICE_WIPEONFORK : 0);
 }
 
 }  // namespace
@@ -238,9 +249,10 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 		s.start = v.start;
 		s.len = v.end - v.start;
 		s.prot = v.prot;
-		s.flags = v.shared ? MAP_SHARED : MAP_PRIVATE;
+		s.flags = (v.shared ? MAP_SHARED : MAP_PRIVATE) | ((v.vm_flags & BCK_VM_GROWSDOWN) ? MAP_GROWSDOWN : 0);
 		s.fd = in.vma_fds[i];
 		s.offset = v.offset;
+		s.advice = advice_for(v.vm_flags);
 		s.first_run = runs.size();
 		for (const auto& r : v.pages)
 			runs.push_back({r.start, r.npages * kPage, r.blob_offset});

@@ -911,19 +911,40 @@ json normalize(json j)
 		b.erase("size");
 		b.erase("xxh3");
 	}
-	std::set<uint64_t> external_pipes;
+	// Files are compared through the fds that use them, with who shares each: external files (the other end
+	// outside the tree: the test's stdout pipe and whatever else the test left open) are all connected to the
+	// restore's stdout by design, so after a restore they are one open file where there were several: for them
+	// only the kind and access mode remain. Every pipe is a new pipe object after a restore: no inode, times, or
+	// pipe:[ino] names.
+	std::map<uint64_t, json> files;
 	for (auto& f : j.at("files")) {
-		if (f.at("kind") == "pipe" || f.value("external", false)) {
-			// The workload's stdout was the test's pipe; after the restore it is the restore's stdout pipe: a
-			// new pipe inode with its own times. Same for any pipe: restore creates new pipe objects.
-			if (f.contains("pipe"))
-				external_pipes.insert(f.at("pipe").get<uint64_t>());
+		json n = f;
+		n.erase("id");
+		if (f.value("external", false)) {
+			n = {{"external", true},
+			     {"kind", f.at("kind")},
+			     {"accmode", f.at("flags").get<uint32_t>() & O_ACCMODE}};
+		} else if (f.at("kind") == "pipe") {
 			for (auto* k : {"ino", "path", "pipe", "external_key", "mtime_sec", "mtime_nsec", "dev"})
-				f.erase(k);
+				n.erase(k);
 		}
+		files[f.at("id").get<uint64_t>()] = n;
 	}
+	j.erase("files");
+	std::map<uint64_t, std::string> first_user;
+	for (auto& p : j.at("processes"))
+		for (auto& fd : p.at("fds")) {
+			uint64_t id = fd.at("file").get<uint64_t>();
+			json f = files.count(id) ? files[id] : json("missing file " + std::to_string(id));
+			std::string me = std::to_string(p.at("pid").get<int64_t>()) + ":" + std::to_string(fd.at("fd").get<int64_t>());
+			if (!f.value("external", false)) {
+				auto [it, fresh] = first_user.emplace(id, me);
+				f["shared_with"] = fresh ? "" : it->second;
+			}
+			fd["file"] = f;
+		}
 	for (auto& p : j.at("pipes"))
-		p.erase("ino");  // new pipe objects (see above); capacity and bytes stay
+		p.erase("ino");  // new pipe objects; capacity and buffered bytes stay
 	for (auto& p : j.at("processes")) {
 		for (auto& t : p.at("threads")) {
 			// Where the dump caught each thread: counting in a register, or inside nanosleep/sigwaitinfo.
@@ -964,6 +985,13 @@ void diff_json(const json& a, const json& b, const std::string& path, std::vecto
 		return;
 	}
 	if (a.is_array()) {
+		bool flat = std::all_of(a.begin(), a.end(), [](const json& e) { return e.is_primitive(); }) &&
+			    std::all_of(b.begin(), b.end(), [](const json& e) { return e.is_primitive(); });
+		if (flat) {
+			if (a != b)
+				out.push_back(path + ": " + a.dump().substr(0, 160) + " vs " + b.dump().substr(0, 160));
+			return;
+		}
 		if (a.size() != b.size())
 			out.push_back(path + ": " + std::to_string(a.size()) + " vs " + std::to_string(b.size()) +
 				      " elements");

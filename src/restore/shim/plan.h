@@ -31,7 +31,15 @@ struct shim_vma {
 	__u32 nr_runs;
 	__u64 offset;     /* file offset in bytes */
 	__u64 first_run;  /* index into the runs array */
+	__u32 advice;     /* SHIM_ADVICE_*: madvise() calls that bring back VM_* flags mmap cannot set */
+	__u32 pad;
 };
+
+#define SHIM_ADVICE_HUGEPAGE (1u << 0)
+#define SHIM_ADVICE_NOHUGEPAGE (1u << 1)
+#define SHIM_ADVICE_DONTDUMP (1u << 2)
+#define SHIM_ADVICE_DONTFORK (1u << 3)
+#define SHIM_ADVICE_WIPEONFORK (1u << 4)
 
 /* Pages to copy from the process's page blob into memory. */
 struct shim_run {
@@ -41,6 +49,7 @@ struct shim_run {
 };
 
 struct shim_thread {
+	char comm[16];    /* the thread's name (PR_SET_NAME) */
 	__u32 tid;
 	__u32 rseq_len;
 	__u64 stack_top;  /* a stack inside the shim's mapping */

@@ -131,6 +131,20 @@ static void fill(struct shim_plan *p, struct shim_vma *v)
 	}
 }
 
+/* Before the fill, so that memory that had huge pages gets them again as it is populated. */
+static void advise(struct shim_plan *p, struct shim_vma *v)
+{
+	static const int advice[5] = {14 /* MADV_HUGEPAGE */, 15 /* MADV_NOHUGEPAGE */, 16 /* MADV_DONTDUMP */,
+				      10 /* MADV_DONTFORK */, 18 /* MADV_WIPEONFORK */};
+
+	for (int i = 0; i < 5; i++)
+		if (v->advice & (1u << i)) {
+			long e = sys(NR_madvise, v->start, v->len, advice[i]);
+			if (e < 0)
+				stop(p, e, SHIM_STEP_MAP, v->start);
+		}
+}
+
 static void map_vmas(struct shim_plan *p)
 {
 	struct shim_vma *v = at(p, p->vmas_off);
@@ -145,6 +159,7 @@ static void map_vmas(struct shim_plan *p)
 		addr = sys6(NR_mmap, (long)v[i].start, (long)v[i].len, (long)prot, flags, v[i].fd, (long)v[i].offset);
 		if (addr != (long)v[i].start)
 			stop(p, addr < 0 ? addr : -17, SHIM_STEP_MAP, v[i].start);
+		advise(p, &v[i]);
 		if (!v[i].nr_runs)
 			continue;
 		fill(p, &v[i]);
@@ -252,6 +267,7 @@ void __attribute__((noreturn, used)) thread_finish(struct shim_plan *p, struct s
 {
 	u64 ss[3] = {t->ss_sp, t->ss_flags, t->ss_size};
 
+	sys6(NR_prctl, 15 /* PR_SET_NAME */, (long)t->comm, 0, 0, 0, 0);
 	sys(NR_set_tid_address, t->clear_child_tid, 0, 0);
 	sys(NR_set_robust_list, t->robust_list, 24, 0);
 	if (t->ss_size)
