@@ -75,9 +75,10 @@ Image minimal()
 {
 	Image img = base_image();
 	Process p = process(100, 1);
-	p.threads = {thread(100, "", 0)};
+	p.threads = {thread(100, "threads-100.bin", 0)};
 	p.vmas = {vma(0x600000, 0x601000, "heap")};
 	img.processes = {p};
+	img.blobs = {{"threads-100.bin", 1344, kSum}};
 	return img;
 }
 
