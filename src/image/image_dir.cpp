@@ -25,9 +25,16 @@ BlobWriter::~BlobWriter() { XXH3_freeState(hash_); }
 
 Status BlobWriter::write(const void* data, size_t len)
 {
+	hash(data, len);
+	return write_unhashed(data, len);
+}
+
+void BlobWriter::hash(const void* data, size_t len) { XXH3_64bits_update(hash_, data, len); }
+
+Status BlobWriter::write_unhashed(const void* data, size_t len)
+{
 	if (auto st = write_all(fd_.get(), data, len); !st)
 		return fail_errno(exit_for_errno(st.error().err), st.error().err, "image {}: write {}", image_, name_);
-	XXH3_64bits_update(hash_, data, len);
 	offset_ += len;
 	return {};
 }

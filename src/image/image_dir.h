@@ -24,6 +24,10 @@ public:
 	BlobWriter& operator=(const BlobWriter&) = delete;
 
 	Status write(const void* data, size_t len);
+	// write() in two halves, for a pipeline where one thread checksums a chunk while another writes the one
+	// before: hash() every byte exactly once and in blob order, write_unhashed() the same bytes in the same order.
+	void hash(const void* data, size_t len);
+	Status write_unhashed(const void* data, size_t len);
 	// Pads with zeros up to the next multiple of `align` (page blobs keep every run page-aligned).
 	Status pad_to(uint64_t align);
 	uint64_t offset() const { return offset_; }
