@@ -76,8 +76,19 @@ bool pid_taken(uint32_t pid)
 	return true;
 }
 
+// XSAVE features this CPU and kernel enable (XCR0): registers saved with a feature missing here cannot come back.
+uint64_t current_xcr0()
+{
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return (uint64_t(hi) << 32) | lo;
+}
+
 Status check_restorable(const image::Image& img, bool pidns)
 {
+	if (uint64_t missing = img.host.xcr0 & ~current_xcr0())
+		return fail(ExitCode::unsupported, "the image's registers use XSAVE features {:#x} this CPU does not enable "
+			    "(image XCR0 {:#x}, here {:#x})", missing, img.host.xcr0, current_xcr0());
 	for (const auto& p : img.processes) {
 		if (!p.posix_timers.empty())
 			return fail(ExitCode::unsupported, "pid {}: restoring POSIX timers is not supported yet", p.pid);
