@@ -202,8 +202,11 @@ Status Restorer::prepare(size_t i)
 	}
 	if (p.pgid != p.pid && getpgrp() != pid_t(p.pgid) && access(fmt::format("/proc/{}", p.pgid).c_str(), F_OK) == 0)
 		setpgid(0, pid_t(p.pgid));  // best effort: a group outside the image stays as it is
+	// Both paths are as bpfckpt sees them: enter the cwd first, then the root, and the cwd stays what it was.
 	if (chdir(p.cwd.c_str()) != 0)
 		return fail_sys(errno, "pid {}: chdir {}", p.pid, p.cwd);
+	if (p.root != "/" && chroot(p.root.c_str()) != 0)
+		return fail_sys(errno, "pid {}: chroot {}", p.pid, p.root);
 	umask(mode_t(p.umask));
 	ShimInputs in = BCK_TRY(open_shim_inputs(p, dir_, mf_.base, mf_.by_shmem));
 	ShimPlacement where = BCK_TRY(place_shim(p, shim_plan_bytes(p)));
