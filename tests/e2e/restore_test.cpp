@@ -553,9 +553,10 @@ void expect_same_fds(const std::map<int, FdEntry>& before, const std::map<int, F
 			EXPECT_EQ(m->second, a.ino) << "pipe sharing differs: pipe:[" << b.ino << "] became both pipe:["
 						    << m->second << "] and pipe:[" << a.ino << "]";
 			if (fresh) {
-				for (auto& [from, to] : pipes)
+				for (auto& [from, to] : pipes) {
 					EXPECT_FALSE(from != b.ino && to == a.ino)
 					    << "pipes pipe:[" << from << "] and pipe:[" << b.ino << "] became one";
+				}
 			}
 		} else {
 			EXPECT_EQ(a.target, b.target);
