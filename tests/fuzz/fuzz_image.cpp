@@ -102,9 +102,8 @@ private:
 	void mutate_number(json& n)
 	{
 		uint64_t v = n.is_number_float() ? 0 : n.get<uint64_t>();
-		uint64_t other = numbers_[pick(numbers_.size())]->is_number_float()
-					 ? 1
-					 : numbers_[pick(numbers_.size())]->get<uint64_t>();
+		const json* o = numbers_[pick(numbers_.size())];  // picked once: check and read the same number
+		uint64_t other = o->is_number_float() ? 1 : o->get<uint64_t>();
 		switch (pick(12)) {
 		case 0: n = v + 1; break;
 		case 1: n = v - 1; break;
