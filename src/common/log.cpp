@@ -1,4 +1,5 @@
 #include "common/log.h"
+#include "common/clock.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -10,12 +11,6 @@ static int g_verbosity = 0;
 void set_verbosity(int v) { g_verbosity = v; }
 int verbosity() { return g_verbosity; }
 
-static double now_s()
-{
-	timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-}
 
 Progress::Progress(std::string what) : what_(std::move(what)), start_(now_s()), tty_(isatty(STDERR_FILENO)) {}
 

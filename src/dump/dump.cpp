@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/fd.h"
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "dump/collector.h"
@@ -31,10 +32,6 @@ namespace bpfckpt::dump {
 
 namespace {
 
-double now_s()
-{
-	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string utc_now()
 {

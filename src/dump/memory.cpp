@@ -12,6 +12,7 @@
 
 #include "bpfckpt/compat.h"
 #include "bpfckpt/records.h"
+#include "common/clock.h"
 #include "common/fd.h"
 
 namespace bpfckpt::dump {
@@ -30,10 +31,6 @@ struct Piece {
 	uint64_t end;
 };
 
-double now_s()
-{
-	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Pages that hold data of the process's own: present or swapped, but not page-cache pages of a file (for a
 // private file mapping those are the file's, unchanged) and not the shared zero page (restore reads zeros anyway).

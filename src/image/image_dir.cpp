@@ -56,6 +56,19 @@ Blob BlobWriter::finish()
 	return Blob{name_, offset_, fmt::format("{:016x}", XXH3_64bits_digest(hash_))};
 }
 
+Result<std::string> read_blob_ref(const std::string& dir, const BlobRef& ref)
+{
+	if (ref.size == 0)
+		return std::string();
+	UniqueFd fd(::open((dir + "/" + ref.blob).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open blob {}", ref.blob);
+	std::string out(ref.size, '\0');
+	if (pread(fd.get(), out.data(), out.size(), off_t(ref.offset)) != ssize_t(out.size()))
+		return fail(ExitCode::bad_image, "blob {}: short read at {}", ref.blob, ref.offset);
+	return out;
+}
+
 bool is_safe_name(const std::string& name)
 {
 	if (name.empty() || name.size() > 255 || name == "." || name == "..")

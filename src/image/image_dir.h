@@ -62,6 +62,9 @@ private:
 	bool committed_ = false;
 };
 
+// Reads the bytes a BlobRef names from an image directory (already validated: the ref lies inside its blob).
+Result<std::string> read_blob_ref(const std::string& dir, const BlobRef& ref);
+
 // Validates a blob or file name read from an image: no path separators, no dot-dot, no control characters.
 bool is_safe_name(const std::string& name);
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "common/fs.h"
+#include "image/image_dir.h"
 
 namespace bpfckpt::restore {
 
@@ -30,18 +31,6 @@ Result<int> open_regular(const image::File& f)
 	return fd;
 }
 
-Result<std::string> read_blob_range(const std::string& dir, const image::BlobRef& ref)
-{
-	if (ref.size == 0)
-		return std::string();
-	UniqueFd fd(::open((dir + "/" + ref.blob).c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return fail_sys(errno, "open blob {}", ref.blob);
-	std::string out(ref.size, '\0');
-	if (pread(fd.get(), out.data(), out.size(), off_t(ref.offset)) != ssize_t(out.size()))
-		return fail(ExitCode::bad_image, "blob {}: short read at {}", ref.blob, ref.offset);
-	return out;
-}
 
 // A new pipe with the saved capacity and the saved bytes back in it.
 Result<std::pair<int, int>> make_pipe(const image::Pipe& p, const std::string& dir)
@@ -51,7 +40,7 @@ Result<std::pair<int, int>> make_pipe(const image::Pipe& p, const std::string& d
 		return fail_sys(errno, "pipe:[{}]: pipe2", p.ino);
 	if (p.capacity && fcntl(fds[1], F_SETPIPE_SZ, int(p.capacity)) < 0)
 		return fail_sys(errno, "pipe:[{}]: set capacity {}", p.ino, p.capacity);
-	std::string bytes = BCK_TRY(read_blob_range(dir, p.data));
+	std::string bytes = BCK_TRY(image::read_blob_ref(dir, p.data));
 	BCK_CHECK(context(write_all(fds[1], bytes.data(), bytes.size()), "pipe:[{}]: write back {} bytes", p.ino,
 			  bytes.size()));
 	return std::make_pair(fds[0], fds[1]);

@@ -17,6 +17,7 @@
 
 #include "bpfckpt/compat.h"
 #include "common/fd.h"
+#include "image/image_dir.h"
 #include "common/x86_regs.h"
 
 namespace bpfckpt::restore {
@@ -96,23 +97,13 @@ void fix_syscall_restart(user_regs_struct& r, const image::SyscallState& sc)
 	r.orig_rax = uint64_t(-1);  // so the kernel does not apply its own restart logic on top
 }
 
-Result<std::string> read_ref(const std::string& dir, const image::BlobRef& ref)
-{
-	UniqueFd fd(::open((dir + "/" + ref.blob).c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return fail_sys(errno, "open blob {}", ref.blob);
-	std::string out(ref.size, '\0');
-	if (pread(fd.get(), out.data(), out.size(), off_t(ref.offset)) != ssize_t(out.size()))
-		return fail(ExitCode::bad_image, "blob {}: short read", ref.blob);
-	return out;
-}
 
 Status finalize_thread(const image::Thread& t, pid_t tid, const std::string& dir)
 {
 	user_regs_struct r = regs_from_map(t.regs.gpr);
 	fix_syscall_restart(r, t.syscall);
 	BCK_CHECK(set_regset(tid, NT_PRSTATUS, &r, sizeof(r), "registers"));
-	std::string xstate = BCK_TRY(read_ref(dir, t.regs.xstate));
+	std::string xstate = BCK_TRY(image::read_blob_ref(dir, t.regs.xstate));
 	BCK_CHECK(set_regset(tid, NT_X86_XSTATE, xstate.data(), xstate.size(), "XSAVE state"));
 	uint64_t mask = t.sigmask;
 	if (ptrace(PTRACE_SETSIGMASK, tid, (void*)sizeof(mask), &mask) != 0)

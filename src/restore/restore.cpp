@@ -20,6 +20,7 @@
 #include <set>
 
 #include "common/fd.h"
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "image/validate.h"
@@ -34,10 +35,6 @@ namespace {
 
 constexpr int kReadyTimeoutMs = 30000;
 
-double now_s()
-{
-	return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // What a restorer tells the master, in one atomic pipe write (< PIPE_BUF).
 struct Report {

@@ -25,19 +25,6 @@
 
 namespace e2e {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Grandchildren (a workload's children) are reparented to the test process when their parent dies, so that the
-// guards can reap every process a test caused, not leave zombies to whoever PID 1 is.
-[[maybe_unused]] const bool subreaper_set = [] { return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0; }();
-
-int sys_pidfd_open(pid_t pid)
-{
-	return int(syscall(SYS_pidfd_open, pid, 0));
-}
-
 int sys_pidfd_send_signal(int pidfd, int sig)
 {
 	return int(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
@@ -58,6 +45,20 @@ bool poll_readable(int fd, std::chrono::milliseconds wait)
 	while (r < 0 && errno == EINTR);
 	return r > 0;
 }
+
+namespace {
+
+// Grandchildren (a workload's children) are reparented to the test process when their parent dies, so that the
+// guards can reap every process a test caused, not leave zombies to whoever PID 1 is.
+[[maybe_unused]] const bool subreaper_set = [] { return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0; }();
+
+int sys_pidfd_open(pid_t pid)
+{
+	return int(syscall(SYS_pidfd_open, pid, 0));
+}
+
+
+
 
 void close_fd(int& fd)
 {

@@ -21,6 +21,13 @@ namespace e2e {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+int sys_pidfd_send_signal(int pidfd, int sig);
+// Milliseconds until deadline, 0 once it has passed.
+int ms_left(Clock::time_point deadline);
+// Whether fd becomes readable within wait (EINTR retried).
+bool poll_readable(int fd, std::chrono::milliseconds wait);
 
 // Paths baked in by tests/CMakeLists.txt.
 std::string bpfckpt_bin();

@@ -31,33 +31,14 @@ namespace {
 // Exit codes of bpfckpt (src/common/exit_codes.h).
 constexpr int kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitTargetBusy = 5, kExitBadImage = 8;
 
-using Clock = std::chrono::steady_clock;
 
 int pidfd_open(pid_t pid)
 {
 	return int(syscall(SYS_pidfd_open, pid, 0));
 }
 
-int pidfd_signal(int pidfd, int sig)
-{
-	return int(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-}
 
-bool readable(int fd, std::chrono::milliseconds wait)
-{
-	pollfd p{fd, POLLIN, 0};
-	int r;
-	do
-		r = poll(&p, 1, int(wait.count()));
-	while (r < 0 && errno == EINTR);
-	return r > 0;
-}
 
-int ms_left(Clock::time_point deadline)
-{
-	auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-	return left < 0 ? 0 : int(left);
-}
 
 std::string trim_nl(std::string s)
 {
@@ -170,7 +151,7 @@ public:
 				seen_ += l + "\n";
 				return l;
 			}
-			if (fd_ < 0 || !readable(fd_, std::chrono::milliseconds(ms_left(deadline))))
+			if (fd_ < 0 || !poll_readable(fd_, std::chrono::milliseconds(ms_left(deadline))))
 				return std::nullopt;
 			char b[4096];
 			ssize_t n = read(fd_, b, sizeof(b));
@@ -283,7 +264,7 @@ public:
 				waitpid(pid_, &st, 0);
 				break;
 			}
-			readable(pidfd_, 20ms);
+			poll_readable(pidfd_, 20ms);
 		}
 		pid_ = -1;
 		drain_err(r.err);
@@ -301,7 +282,7 @@ public:
 private:
 	void drain_err(std::string& s)
 	{
-		while (err_ >= 0 && readable(err_, 0ms)) {
+		while (err_ >= 0 && poll_readable(err_, 0ms)) {
 			char b[4096];
 			ssize_t n = read(err_, b, sizeof(b));
 			if (n <= 0) {
@@ -348,13 +329,13 @@ public:
 	bool signal(pid_t pid, int sig) const
 	{
 		auto it = fds_.find(pid);
-		return it != fds_.end() && pidfd_signal(it->second, sig) == 0;
+		return it != fds_.end() && sys_pidfd_send_signal(it->second, sig) == 0;
 	}
 
 	bool exited(pid_t pid, std::chrono::milliseconds wait) const
 	{
 		auto it = fds_.find(pid);
-		return it == fds_.end() || readable(it->second, wait);
+		return it == fds_.end() || poll_readable(it->second, wait);
 	}
 
 	// The exit status when `pid` is our child (the restored root is, once `restore -d` has exited).
@@ -378,11 +359,11 @@ public:
 	{
 		std::vector<pid_t> pids;
 		for (auto& [p, fd] : fds_) {
-			pidfd_signal(fd, SIGKILL);
+			sys_pidfd_send_signal(fd, SIGKILL);
 			pids.push_back(p);
 		}
 		for (auto& [p, fd] : fds_)
-			readable(fd, 5000ms);
+			poll_readable(fd, 5000ms);
 		all_gone(pids, 5s);
 		for (auto& [p, fd] : fds_)
 			close(fd);
