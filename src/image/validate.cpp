@@ -255,10 +255,12 @@ Status Validator::check_process(const Process& p, std::set<uint32_t>& tids) cons
 		return bad("pid {}: out of range 1..{}", p.pid, kMaxPid);
 	if (p.ppid > kMaxPid)
 		return bad("pid {}: ppid {} out of range 0..{}", p.pid, p.ppid, kMaxPid);
-	if (p.pgid == 0 || p.pgid > kMaxPid)
-		return bad("pid {}: pgid {} out of range 1..{}", p.pid, p.pgid, kMaxPid);
-	if (p.sid == 0 || p.sid > kMaxPid)
-		return bad("pid {}: sid {} out of range 1..{}", p.pid, p.sid, kMaxPid);
+	// 0 is the boot session/group (init's, never left by a setsid): what every process in a container started
+	// without a session manager has.
+	if (p.pgid > kMaxPid)
+		return bad("pid {}: pgid {} out of range 0..{}", p.pid, p.pgid, kMaxPid);
+	if (p.sid > kMaxPid)
+		return bad("pid {}: sid {} out of range 0..{}", p.pid, p.sid, kMaxPid);
 	if (!one_of(kProcessStates, p.state))
 		return bad("pid {}: unknown state {:?}", p.pid, p.state);
 	bool zombie = p.state == "zombie";

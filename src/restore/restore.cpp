@@ -197,8 +197,10 @@ Status Restorer::prepare(size_t i)
 			run(j);
 		}
 	}
-	if (p.pgid != p.pid && getpgrp() != pid_t(p.pgid) && access(fmt::format("/proc/{}", p.pgid).c_str(), F_OK) == 0)
-		setpgid(0, pid_t(p.pgid));  // best effort: a group outside the image stays as it is
+	// Best effort: a group outside the image (or init's group 0) stays as it is.
+	bool group_elsewhere = p.pgid != 0 && p.pgid != p.pid && getpgrp() != pid_t(p.pgid);
+	if (group_elsewhere && access(fmt::format("/proc/{}", p.pgid).c_str(), F_OK) == 0)
+		setpgid(0, pid_t(p.pgid));
 	// Both paths are as bpfckpt sees them: enter the cwd first, then the root, and the cwd stays what it was.
 	if (chdir(p.cwd.c_str()) != 0)
 		return fail_sys(errno, "pid {}: chdir {}", p.pid, p.cwd);

@@ -402,8 +402,16 @@ TEST_F(ValidateTest, PidOutOfRange)
 	img_.processes[2].pid = kMaxPid + 1;
 	EXPECT_MENTIONS(refused(img_), "pid 4194305: out of range");
 	img_.processes[2].pid = 300;
-	img_.processes[2].sid = 0;
-	EXPECT_MENTIONS(refused(img_), "pid 300: sid 0 out of range");
+	img_.processes[2].sid = kMaxPid + 1;
+	EXPECT_MENTIONS(refused(img_), "pid 300: sid 4194305 out of range");
+}
+
+// Processes that never left init's session (a CI container's) have sid and pgid 0: a valid image.
+TEST_F(ValidateTest, BootSessionIsValid)
+{
+	for (auto& p : img_.processes)
+		p.sid = p.pgid = 0;
+	EXPECT_TRUE(validate_image(img_, dir_)) << "sid/pgid 0 refused";
 }
 
 // Too big to be worth a JSON round trip: the in-memory model goes straight to validate_image.
