@@ -40,10 +40,6 @@ struct {
 	__type(value, struct path_buf);
 } path_scratch SEC(".maps") __weak;
 
-struct cgroup *bpf_cgroup_from_id(u64 cgid) __ksym __weak;
-long bpf_task_under_cgroup(struct task_struct *task, struct cgroup *ancestor) __ksym __weak;
-void bpf_cgroup_release(struct cgroup *cgrp) __ksym __weak;
-
 #define BCK_MAX_ANCESTRY 64
 
 static __always_inline bool is_descendant(struct task_struct *task, __u32 root)
@@ -61,28 +57,23 @@ static __always_inline bool is_descendant(struct task_struct *task, __u32 root)
 	return false;
 }
 
-/* Only iter/task's task pointer is trusted enough for bpf_task_under_cgroup; the other iterators use the set. */
-#ifdef BCK_CGROUP_FILTER
+/*
+ * In the cgroup v2 subtree whose root has id filter_cgroup_id: the task's default-hierarchy cgroup or one of its
+ * ancestors is that cgroup. A walk up self.parent, not the bpf_cgroup_from_id/bpf_task_under_cgroup kfuncs: a
+ * light skeleton's loader leaves __weak kfuncs unresolved, and the walk works from every iterator.
+ */
 static __always_inline bool in_cgroup(struct task_struct *task)
 {
-	struct cgroup *cg;
-	bool under;
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
 
-	if (!bpf_cgroup_from_id || !bpf_task_under_cgroup)
-		return false;
-	cg = bpf_cgroup_from_id(filter_cgroup_id);
-	if (!cg)
-		return false;
-	under = bpf_task_under_cgroup(task, cg);
-	bpf_cgroup_release(cg);
-	return under;
-}
-#else
-static __always_inline bool in_cgroup(struct task_struct *task)
-{
+	for (int i = 0; i < BCK_MAX_ANCESTRY && cg; i++) {
+		if (BPF_CORE_READ(cg, kn, id) == filter_cgroup_id)
+			return true;
+		/* self is a cgroup's first member: its parent css is the parent cgroup */
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
 	return false;
 }
-#endif
 
 static __always_inline bool is_target(struct task_struct *task)
 {

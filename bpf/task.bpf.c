@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* iter/task: one bck_task per target thread; the leader's is followed by its sigactions, posix timers and paths. */
-#define BCK_CGROUP_FILTER
 #include "common.bpf.h"
 
 struct {

@@ -7,6 +7,7 @@ packages=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libfmt-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
 	libgtest-dev python3 python3-jsonschema
+	gdb  # the core tests open bpfckpt's cores in gdb
 )
 missing=()
 for p in "${packages[@]}"; do

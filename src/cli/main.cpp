@@ -26,6 +26,7 @@ int main(int argc, char** argv)
 	app.set_version_flag("--version", BPFCKPT_VERSION);
 	cli::set_examples(app, "  bpfckpt check                     can this machine dump?\n"
 			       "  bpfckpt dump -t 1234 -D img -R    dump pid 1234 and its children, leave them running\n"
+			       "  bpfckpt snap ci/job1 -D img       snap every process of a cgroup, then kill them\n"
 			       "  bpfckpt show img                  what the image holds\n"
 			       "  bpfckpt restore -D img -d         bring it back, detached\n");
 	int verbose = 0;
@@ -35,9 +36,14 @@ int main(int argc, char** argv)
 	auto add = [&](cli::Run run) { commands.emplace_back(app.get_subcommands({}).back(), std::move(run)); };
 	add(cli::add_check(app));
 	add(cli::add_dump(app));
+	add(cli::add_snap(app));
+	add(cli::add_thaw(app));
+	add(cli::add_untrack(app));
 	add(cli::add_show(app));
+	add(cli::add_core(app));
 	int exit_status = 0;
 	add(cli::add_restore(app, &exit_status));
+	add(cli::add_exec(app, &exit_status));
 
 	try {
 		app.parse(argc, argv);

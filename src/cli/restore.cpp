@@ -24,11 +24,14 @@ Run add_restore(CLI::App& root, int* exit_status)
 	cmd->add_option("--inherit-fd", *inherit,
 			"fd[N]:KEY: connect the image's external file KEY (as `show` lists it: pipe:[ino], socket:[ino], a "
 			"tty path) to our fd N; the default is our stdin for read ends, stdout otherwise");
+	cmd->add_option("--cgroup", opt->cgroup,
+			"cgroup images: recreate the saved cgroup tree under this cgroup v2 path instead of the saved one");
 	cmd->add_flag("--stats", *stats, "print forking_time, restore_time (microseconds), pages_restored");
 	cmd->add_flag("--json", *json, "print the stats as JSON");
 	set_examples(*cmd, "  bpfckpt restore -D img -d            restore and return at once\n"
 			   "  bpfckpt restore -D img                restore, wait, exit with the root's status\n"
 			   "  bpfckpt restore -D img --pidns -d    restore even though the saved PIDs are taken\n"
+			   "  bpfckpt restore -D img -d --cgroup ci/job1-copy   a cgroup snap, into another cgroup\n"
 			   "  bpfckpt restore -D img --inherit-fd 'fd[3]:pipe:[12345]' 3>log   the saved pipe writes to log\n");
 	return [opt, stats, json, inherit, exit_status]() -> Status {
 		for (const std::string& arg : *inherit)

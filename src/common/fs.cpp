@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "common/fd.h"
 
 namespace bpfckpt {
@@ -59,6 +61,26 @@ Result<std::string> read_link(const std::string& path)
 	if (n < 0)
 		return fail_sys(errno, "readlink {}", path);
 	return std::string(buf, size_t(n));
+}
+
+Status fsync_path(const std::string& path)
+{
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open {} for fsync", path);
+	if (fsync(fd.get()) != 0)
+		return fail_sys(errno, "fsync {}", path);
+	return {};
+}
+
+Status fsync_dir_files(const std::string& dir)
+{
+	std::error_code ec;
+	for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+		BCK_CHECK(fsync_path(e.path().string()));
+	if (ec)
+		return fail_sys(ec.value(), "list {}", dir);
+	return fsync_path(dir);
 }
 
 }  // namespace bpfckpt

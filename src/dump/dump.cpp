@@ -2,28 +2,38 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <functional>
+#include <optional>
 #include <deque>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "common/fd.h"
+#include "common/cgroup.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/ptrace_syscall.h"
+#include "dump/cgroup_freeze.h"
 #include "dump/collector.h"
 #include "dump/files.h"
+#include "dump/increment.h"
 #include "dump/memory.h"
 #include "dump/pipes.h"
 #include "dump/process.h"
 #include "dump/ptrace_freezer.h"
+#include "dump/self_token.h"
 #include "dump/threads.h"
 #include "dump/vmas.h"
 #include "image/image_dir.h"
@@ -32,6 +42,9 @@ namespace bpfckpt::dump {
 
 namespace {
 
+// The kernel reports `frozen 1` in 12-45 ms here; a task that cannot be frozen (stuck in an uninterruptible
+// sleep) is reported after this long.
+constexpr int kCgroupFreezeTimeoutMs = 5000;
 
 std::string utc_now()
 {
@@ -41,6 +54,19 @@ std::string utc_now()
 	char buf[32];
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tmv);
 	return buf;
+}
+
+// 128 random bits: names this image, so that an incremental child can check that its parent is the one it was
+// taken against.
+Result<std::string> random_id()
+{
+	uint8_t b[16];
+	if (getrandom(b, sizeof(b), 0) != ssize_t(sizeof(b)))
+		return fail_sys(errno, "getrandom");
+	std::string hex;
+	for (uint8_t x : b)
+		hex += fmt::format("{:02x}", x);
+	return hex;
 }
 
 image::Host host_info()
@@ -116,33 +142,88 @@ Status check_sharing(const std::vector<RawTask>& tasks)
 	return {};
 }
 
-// Processes ordered parents first, from the root down.
-std::vector<const RawTask*> leaders_in_tree_order(pid_t root, const std::vector<RawTask>& tasks)
+// Processes ordered parents first: each root (a process whose parent is not dumped: the target of a pid tree;
+// in a cgroup, any number) in PID order, then breadth first below it.
+std::vector<const RawTask*> leaders_in_tree_order(const std::vector<RawTask>& tasks)
 {
+	std::set<uint32_t> leaders;
+	for (const RawTask& t : tasks)
+		if (t.rec.tid == t.rec.tgid)
+			leaders.insert(t.rec.tgid);
 	std::multimap<uint32_t, const RawTask*> children;
-	const RawTask* top = nullptr;
+	std::map<uint32_t, const RawTask*> roots;
 	for (const RawTask& t : tasks) {
 		if (t.rec.tid != t.rec.tgid)
 			continue;
-		if (t.rec.tgid == uint32_t(root))
-			top = &t;
-		else
+		if (leaders.count(t.rec.ppid) && t.rec.ppid != t.rec.tgid)
 			children.emplace(t.rec.ppid, &t);
+		else
+			roots.emplace(t.rec.tgid, &t);
 	}
 	std::vector<const RawTask*> out;
-	std::deque<const RawTask*> queue;
-	if (top)
-		queue.push_back(top);
-	while (!queue.empty()) {
-		const RawTask* t = queue.front();
-		queue.pop_front();
-		out.push_back(t);
-		auto [b, e] = children.equal_range(t->rec.tgid);
-		for (auto it = b; it != e; ++it)
-			queue.push_back(it->second);
+	for (const auto& [pid, root] : roots) {
+		std::deque<const RawTask*> queue{root};
+		while (!queue.empty()) {
+			const RawTask* t = queue.front();
+			queue.pop_front();
+			out.push_back(t);
+			auto [b, e] = children.equal_range(t->rec.tgid);
+			for (auto it = b; it != e; ++it)
+				queue.push_back(it->second);
+		}
 	}
 	return out;
 }
+
+// A zombie whose parent is outside the cgroup is waiting for that parent to reap it: nothing in the image would
+// ever wait for it, so it is left out rather than restored as a root that is already dead.
+std::vector<RawTask> without_orphan_zombies(std::vector<RawTask> tasks)
+{
+	std::set<uint32_t> tgids;
+	for (const RawTask& t : tasks)
+		tgids.insert(t.rec.tgid);
+	std::erase_if(tasks, [&](const RawTask& t) { return t.rec.exit_state && !tgids.count(t.rec.ppid); });
+	return tasks;
+}
+
+// A cgroup to snap: not the root (that is the whole machine), not one bpfckpt itself is in, and not empty.
+Status check_cgroup_tasks(const cgroup::Cgroup& cg, const std::vector<RawTask>& tasks)
+{
+	for (const RawTask& t : tasks)
+		if (t.rec.tgid == uint32_t(getpid()))
+			return fail(ExitCode::no_target, "cgroup {}: holds bpfckpt itself (pid {})", cg.path, getpid());
+	bool live = std::any_of(tasks.begin(), tasks.end(), [](const RawTask& t) { return !t.rec.exit_state; });
+	if (!live)
+		return fail(ExitCode::no_target, "cgroup {}: empty (no process in it or below it)", cg.path);
+	return {};
+}
+
+// SIGINT, SIGTERM and SIGHUP wait while the target is frozen: bpfckpt stops at the next step with an error and
+// everything it froze runs on, instead of dying with the target frozen (a cgroup) or half-written.
+class InterruptGuard {
+public:
+	InterruptGuard()
+	{
+		sigemptyset(&set_);
+		for (int sig : {SIGINT, SIGTERM, SIGHUP})
+			sigaddset(&set_, sig);
+		sigprocmask(SIG_BLOCK, &set_, &old_);
+	}
+	~InterruptGuard() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
+
+	Status check() const
+	{
+		timespec zero{};
+		int sig = sigtimedwait(&set_, nullptr, &zero);
+		if (sig > 0)
+			return fail(ExitCode::failure, "interrupted by {}: stopped, the target runs on as before, no image "
+				    "was written", sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal");
+		return {};
+	}
+
+private:
+	sigset_t set_, old_;
+};
 
 // An exit while frozen (only SIGKILL can do that) makes the image a lie: checked before it is published.
 Status check_still_alive(const PtraceFreezer& freezer)
@@ -173,20 +254,33 @@ void wait_gone(const PtraceFreezer& freezer)
 
 class Dumper {
 public:
-	Dumper(const DumpOptions& opt, Collector& c, image::ImageDir& dir) : opt_(opt), col_(c), dir_(dir) {}
+	Dumper(const DumpOptions& opt, Collector& c, image::ImageDir& dir, std::optional<cgroup::Cgroup> cg)
+		: opt_(opt), col_(c), dir_(dir), cg_(std::move(cg)),
+		  inc_(Increment::open(opt.prev_dir, opt.dir, opt.track_mem))
+	{
+	}
 
 	Status run(DumpStats& st);
 
 private:
+	Result<std::vector<RawTask>> list();
+	Status check(const std::vector<RawTask>& tasks) const;
+	Status freeze(const std::function<Result<std::vector<RawTask>>()>& list);
 	Status dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t, uint32_t>& state_before);
+	Status fill_cgroups();
+	void end_tree();
 	Status dump_threads(image::Process& p, const std::vector<const RawTask*>& threads);
 	Status dump_pipes();
 	Status dump_shmem(image::Process& p);
+	Status dump_pages(image::Process& p);
 	Result<uint32_t> shmem_object(const std::string& open_path, const std::string& path, uint64_t dev, uint64_t ino);
 
 	const DumpOptions& opt_;
 	Collector& col_;
 	image::ImageDir& dir_;
+	std::optional<cgroup::Cgroup> cg_;        // snap: the cgroup; dump: none
+	InterruptGuard interrupts_;
+	Increment inc_;
 	PtraceFreezer freezer_;
 	image::Image img_;
 	FileTable files_;
@@ -256,6 +350,21 @@ Result<uint32_t> Dumper::shmem_object(const std::string& open_path, const std::s
 	return img_.shmem.back().id;
 }
 
+// Private pages: all of them, or, for vmas that inherit from the parent image, those written since.
+Status Dumper::dump_pages(image::Process& p)
+{
+	auto vdso = std::find_if(p.vmas.begin(), p.vmas.end(), [](const image::Vma& v) { return v.kind == "vdso"; });
+	uint64_t syscall_addr = vdso == p.vmas.end() ? 0 : vdso->start + BCK_TRY(vdso_syscall_offset());
+	PageRanges chosen = BCK_TRY(inc_.before_pages(p, pid_t(p.threads.front().tid), syscall_addr));
+	auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
+	log::Progress progress(fmt::format("dump pid {}", p.pid));
+	BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_, opt_.progress ? &progress : nullptr,
+				     chosen));
+	p.pages_blob = blob->name();
+	img_.blobs.push_back(blob->finish());
+	return inc_.after_pages(p);
+}
+
 Status Dumper::dump_shmem(image::Process& p)
 {
 	for (image::Vma& v : p.vmas)
@@ -270,21 +379,49 @@ Status Dumper::dump_shmem(image::Process& p)
 	return {};
 }
 
+// The candidates: the tree below the target, the target alone, or every task in the cgroup's subtree.
+Result<std::vector<RawTask>> Dumper::list()
+{
+	if (cg_)
+		return without_orphan_zombies(BCK_TRY(col_.tasks_in_cgroup(cg_->id)));
+	auto tasks = BCK_TRY(col_.tasks_below(opt_.pid));
+	if (!opt_.children)
+		std::erase_if(tasks, [&](const RawTask& t) { return t.rec.tgid != uint32_t(opt_.pid); });
+	return tasks;
+}
+
+Status Dumper::check(const std::vector<RawTask>& tasks) const
+{
+	return cg_ ? check_cgroup_tasks(*cg_, tasks) : check_target(opt_.pid, tasks);
+}
+
+// A pid tree is frozen by ptrace alone, re-listed until no fork slips through. A cgroup is frozen by the kernel
+// first, so its set cannot change; its tasks are then seized and interrupted, and the cgroup thawed: they stay
+// in their ptrace stops (a task in a frozen cgroup would not run the syscalls ptrace injects).
+Status Dumper::freeze(const std::function<Result<std::vector<RawTask>>()>& list)
+{
+	if (!cg_)
+		return freezer_.freeze(list);
+	auto frozen = BCK_TRY(CgroupFreeze::freeze(*cg_, kCgroupFreezeTimeoutMs));
+	BCK_CHECK(freezer_.freeze(list));
+	return frozen->thaw();
+}
+
 Status Dumper::run(DumpStats& st)
 {
 	double t0 = now_s();
 	std::map<pid_t, uint32_t> state_before;
 	auto list = [&]() -> Result<std::vector<RawTask>> {
-		auto tasks = BCK_TRY(col_.tasks_below(opt_.pid));
+		auto tasks = BCK_TRY(this->list());
 		for (const RawTask& t : tasks)
 			state_before.emplace(pid_t(t.rec.tid), t.rec.state);  // the first sighting is before the freeze
 		return tasks;
 	};
 	auto first = BCK_TRY(list());
-	BCK_CHECK(check_target(opt_.pid, first));
+	BCK_CHECK(check(first));
 
 	double t_freeze = now_s();
-	BCK_CHECK(freezer_.freeze(list));
+	BCK_CHECK(freeze(list));
 	double t_frozen = now_s();
 	st.freezing_time = t_frozen - t_freeze;
 	Status done = dump_frozen(st, t_frozen, state_before);
@@ -297,11 +434,40 @@ Status Dumper::run(DumpStats& st)
 	return done;
 }
 
+// cgroup images: the snapped cgroup's tree, and each process's place in it.
+Status Dumper::fill_cgroups()
+{
+	if (!cg_)
+		return {};
+	std::map<uint64_t, std::string> rel_of;
+	for (const cgroup::Member& m : BCK_TRY(cgroup::subtree(*cg_))) {
+		img_.cgroups.push_back(m.rel);
+		rel_of.emplace(m.id, m.rel);
+	}
+	for (image::Process& p : img_.processes) {
+		auto it = rel_of.find(p.cgroup_id);
+		if (it == rel_of.end())
+			return fail(ExitCode::target_busy, "pid {}: its cgroup (id {}) is no longer below {}", p.pid,
+				    p.cgroup_id, cg_->path);
+		p.cgroup = it->second;
+	}
+	return {};
+}
+
+// The default ending: the tree dies. cgroup.kill also takes processes that joined the cgroup after the freeze.
+void Dumper::end_tree()
+{
+	if (cg_)
+		if (Status st = cgroup::kill_all(*cg_); !st)
+			log::warn("{}", st.error().describe());
+	freezer_.kill_all();
+}
+
 // Everything here reads a tree that cannot change: every thread is in a ptrace stop.
 Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t, uint32_t>& state_before)
 {
-	std::vector<RawTask> all = BCK_TRY(col_.tasks_below(opt_.pid));
-	BCK_CHECK(check_target(opt_.pid, all));
+	std::vector<RawTask> all = BCK_TRY(list());
+	BCK_CHECK(check(all));
 	BCK_CHECK(check_sharing(all));
 	std::vector<pid_t> tgids;
 	for (const RawTask& t : all)
@@ -323,9 +489,11 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 
 	img_.tool_version = BPFCKPT_VERSION;
 	img_.created = utc_now();
+	img_.id = BCK_TRY(random_id());
 	img_.host = host_info();
-	img_.target = {"pid_tree", uint32_t(opt_.pid), "", opt_.leave_running};
-	for (const RawTask* leader : leaders_in_tree_order(opt_.pid, all)) {
+	img_.target = cg_ ? image::Target{"cgroup", 0, cg_->path, opt_.leave_running}
+			  : image::Target{"pid_tree", uint32_t(opt_.pid), "", opt_.leave_running};
+	for (const RawTask* leader : leaders_in_tree_order(all)) {
 		const auto& threads = threads_of[leader->rec.tgid];
 		image::Process p = BCK_TRY(build_process(*leader, threads, state_before));
 		p.vmas = BCK_TRY(context(build_vmas(*leader, vmas_of[leader->rec.tgid]), "pid {}", p.pid));
@@ -333,21 +501,21 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 		BCK_CHECK(dump_threads(p, threads));
 		img_.processes.push_back(std::move(p));
 	}
+	BCK_CHECK(fill_cgroups());
+	SelfToken self_token = BCK_TRY(SelfToken::arm(opt_.self_token, opt_.pid));  // for bpfckpt_checkpoint_self
 	BCK_CHECK(dump_pipes());
+	BCK_CHECK(self_token.disarm());  // -R thaws before the commit: the live caller must never see the byte
 	test_stall();
 
 	double t_mem = now_s();
 	for (image::Process& p : img_.processes) {
 		if (p.state == "zombie")
 			continue;
+		BCK_CHECK(interrupts_.check());
 		BCK_CHECK(dump_shmem(p));
-		auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
-		log::Progress progress(fmt::format("dump pid {}", p.pid));
-		BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_,
-					     opt_.progress ? &progress : nullptr));
-		p.pages_blob = blob->name();
-		img_.blobs.push_back(blob->finish());
+		BCK_CHECK(dump_pages(p));
 	}
+	inc_.link(img_);
 	if (shmem_blob_)
 		img_.blobs.push_back(shmem_blob_->finish());
 	img_.files = files_.files;
@@ -356,14 +524,16 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	st.pages_scanned = mem_.pages_scanned;
 	st.pages_written = mem_.pages_written;
 	BCK_CHECK(check_still_alive(freezer_));
+	BCK_CHECK(interrupts_.check());
 
 	if (opt_.leave_running) {
 		freezer_.detach_all();
 		st.frozen_time = now_s() - t_frozen;
 	}
 	BCK_CHECK(dir_.commit(img_, opt_.fsync));
+	BCK_CHECK(inc_.commit(img_.id));
 	if (!opt_.leave_running) {
-		freezer_.kill_all();
+		end_tree();
 		st.frozen_time = now_s() - t_frozen;
 		wait_gone(freezer_);
 	}
@@ -377,14 +547,10 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 
 }  // namespace
 
-Result<DumpStats> dump_tree(const DumpOptions& opt)
+namespace {
+
+Result<std::unique_ptr<Collector>> open_collector()
 {
-	if (opt.pid <= 0)
-		return fail(ExitCode::usage, "pid {}: not a process id", opt.pid);
-	if (kill(opt.pid, 0) != 0 && errno == ESRCH)
-		return fail(ExitCode::no_target, "pid {}: no such process", opt.pid);
-	if (opt.pid == 1)
-		return fail(ExitCode::no_target, "pid 1: init cannot be dumped (its parent is the kernel)");
 	double t0 = now_s();
 	auto collector = Collector::open();
 	log::debug("BPF iterators loaded in {:.1f} ms", (now_s() - t0) * 1e3);
@@ -394,11 +560,44 @@ Result<DumpStats> dump_tree(const DumpOptions& opt)
 			e.exit = ExitCode::permission, e.msg += " (bpfckpt needs root: CAP_BPF, CAP_SYS_ADMIN, CAP_SYS_PTRACE)";
 		return std::unexpected(e);
 	}
+	return collector;
+}
+
+Result<DumpStats> run_dumper(const DumpOptions& opt, std::optional<cgroup::Cgroup> cg)
+{
+	auto collector = BCK_TRY(open_collector());
 	auto dir = BCK_TRY(image::ImageDir::create(opt.dir));
 	DumpStats st;
-	Dumper d(opt, **collector, *dir);
+	Dumper d(opt, *collector, *dir, std::move(cg));
 	BCK_CHECK(d.run(st));
 	return st;
+}
+
+}  // namespace
+
+Result<DumpStats> dump_tree(const DumpOptions& opt)
+{
+	if (opt.pid <= 0)
+		return fail(ExitCode::usage, "pid {}: not a process id", opt.pid);
+	if (kill(opt.pid, 0) != 0 && errno == ESRCH)
+		return fail(ExitCode::no_target, "pid {}: no such process", opt.pid);
+	if (opt.pid == 1)
+		return fail(ExitCode::no_target, "pid 1: init cannot be dumped (its parent is the kernel)");
+	return run_dumper(opt, std::nullopt);
+}
+
+Result<DumpStats> snap_cgroup(const DumpOptions& opt)
+{
+	cgroup::Cgroup cg = BCK_TRY(cgroup::resolve(opt.cgroup));
+	if (cg.path == "/")
+		return fail(ExitCode::no_target, "cgroup {}: the root cgroup is the whole machine; snap a cgroup below it",
+			    opt.cgroup);
+	std::string self = BCK_TRY(cgroup::path_of(getpid()));
+	if (cgroup::is_within(self, cg.path))
+		return fail(ExitCode::no_target, "cgroup {}: holds bpfckpt itself (in {})", cg.path, self);
+	if (!BCK_TRY(cgroup::populated(cg)))
+		return fail(ExitCode::no_target, "cgroup {}: empty (no process in it or below it)", cg.path);
+	return run_dumper(opt, std::move(cg));
 }
 
 }  // namespace bpfckpt::dump

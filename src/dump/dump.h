@@ -3,18 +3,26 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "common/result.h"
 
 namespace bpfckpt::dump {
 
 struct DumpOptions {
-	pid_t pid = 0;
+	pid_t pid = 0;               // dump: the root of the tree
+	bool children = true;        // --no-children: the process alone
+	std::string cgroup;          // snap: the cgroup (a path as the user gave it)
 	std::string dir;
 	bool leave_running = false;  // -R: thaw instead of kill
+	bool track_mem = false;      // --track-mem: arm write tracking, so a later dump can be incremental
+	std::string prev_dir;        // --prev-images-dir: save only what changed since this image
 	bool fsync = true;
 	bool progress = true;
+	// --self-token R:W (hidden): the fds of the caller's pipe, for bpfckpt_checkpoint_self (src/dump/self_token.h)
+	std::optional<std::pair<int, int>> self_token;
 };
 
 // CRIU's names; times in seconds.
@@ -31,6 +39,9 @@ struct DumpStats {
 	uint64_t image_bytes = 0;
 };
 
+// `dump -t PID`: the process and (unless !children) its descendants, frozen with ptrace.
 Result<DumpStats> dump_tree(const DumpOptions& opt);
+// `snap CGROUP`: every process in a cgroup v2 subtree, frozen by the kernel's cgroup freezer first.
+Result<DumpStats> snap_cgroup(const DumpOptions& opt);
 
 }  // namespace bpfckpt::dump

@@ -163,7 +163,7 @@ bool has_private_pages(const image::Vma& vma)
 }
 
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
-			  MemoryStats& stats, log::Progress* progress)
+			  MemoryStats& stats, log::Progress* progress, const PageRanges& chosen)
 {
 	std::string proc = "/proc/" + std::to_string(pid);
 	UniqueFd pagemap(::open((proc + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
@@ -179,7 +179,10 @@ Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobW
 		if (!has_private_pages(vmas[i]))
 			continue;
 		stats.pages_scanned += (vmas[i].end - vmas[i].start) / kPageSize;
-		auto ranges = BCK_TRY(context(scan_private(pagemap.get(), vmas[i].start, vmas[i].end), "pid {}", pid));
+		auto given = chosen.find(i);
+		auto ranges = given != chosen.end()
+				      ? given->second
+				      : BCK_TRY(context(scan_private(pagemap.get(), vmas[i].start, vmas[i].end), "pid {}", pid));
 		for (auto [s, e] : ranges) {
 			found.push_back({i, s, e});
 			total += e - s;

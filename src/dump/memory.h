@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <vector>
 
 #include "common/log.h"
@@ -41,10 +42,14 @@ private:
 // Whether a VMA's own pages belong in the process's page blob: private, and not a kernel special mapping.
 bool has_private_pages(const image::Vma& vma);
 
+// Page ranges [start, end) to save, by index into a process's vmas.
+using PageRanges = std::map<size_t, std::vector<std::pair<uint64_t, uint64_t>>>;
+
 // Saves the present (or swapped) private pages of pid's VMAs into blob and records them in each vma.pages.
 // Private file mappings contribute only the pages the process wrote (anonymous copies), not the file's pages.
+// A vma listed in `chosen` (an incremental dump's written pages) saves exactly those ranges instead.
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
-			  MemoryStats& stats, log::Progress* progress);
+			  MemoryStats& stats, log::Progress* progress, const PageRanges& chosen = {});
 
 // Saves the populated ranges of a shared memory object (MAP_SHARED anonymous or memfd), opened through `path`:
 // /proc/PID/map_files/START-END for a mapping, /proc/PID/fd/N for a memfd held by an fd.

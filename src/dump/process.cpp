@@ -2,6 +2,7 @@
 
 #include <sys/sysinfo.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
@@ -149,6 +150,9 @@ Result<image::Process> build_process(const RawTask& leader, const std::vector<co
 	p.ppid = r.ppid;
 	p.pgid = r.pgid;
 	p.sid = r.sid;
+	p.start_time = r.start_time;
+	// The kernel's mm address names the address space (exec replaces it); hashed, so no kernel pointer leaks.
+	p.mm_key = r.mm_id ? XXH3_64bits(&r.mm_id, sizeof(r.mm_id)) : 0;
 	p.comm = std::string(r.comm, strnlen(r.comm, sizeof(r.comm)));
 	auto before = [&](uint32_t tid) {
 		auto it = state_before.find(pid_t(tid));

@@ -128,24 +128,12 @@ Result<std::unique_ptr<BlobWriter>> ImageDir::open_blob(const std::string& name)
 	return std::make_unique<BlobWriter>(dest_, name, UniqueFd(fd));
 }
 
-static Status fsync_path(const std::string& path, int flags)
-{
-	UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
-	if (!fd)
-		return fail_sys(errno, "open {} for fsync", path);
-	if (fsync(fd.get()) != 0)
-		return fail_sys(errno, "fsync {}", path);
-	return {};
-}
-
 Status ImageDir::commit(const Image& img, bool fsync_data)
 {
 	std::string index = to_json_value(img).dump(1, '\t') + "\n";
 	BCK_CHECK(context(write_file(tmp_ + "/index.json", index, 0600), "image {}", dest_));
 	if (fsync_data) {
-		for (const auto& e : fs::directory_iterator(tmp_))
-			BCK_CHECK(fsync_path(e.path().string(), O_RDONLY));
-		BCK_CHECK(fsync_path(tmp_, O_RDONLY | O_DIRECTORY));
+		BCK_CHECK(fsync_dir_files(tmp_));
 	}
 	struct stat st;
 	if (lstat(dest_.c_str(), &st) == 0 && rmdir(dest_.c_str()) != 0)
@@ -154,7 +142,7 @@ Status ImageDir::commit(const Image& img, bool fsync_data)
 		return fail_sys(errno, "rename {} to {}", tmp_, dest_);
 	committed_ = true;
 	if (fsync_data)
-		BCK_CHECK(fsync_path(fs::path(dest_).parent_path().string(), O_RDONLY | O_DIRECTORY));
+		BCK_CHECK(fsync_path(fs::path(dest_).parent_path().string()));
 	return {};
 }
 

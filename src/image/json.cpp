@@ -1,5 +1,7 @@
 #include "image/json.h"
 
+#include <optional>
+
 namespace bpfckpt::image {
 
 using nlohmann::json;
@@ -12,6 +14,7 @@ void from_json(const json& j, File& f);
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BlobRef, blob, offset, size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PageRun, start, npages, blob_offset)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ZeroRun, start, npages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Regs, gpr, xstate, fpregs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SyscallState, in_syscall, nr, ret)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Thread, tid, comm, state, regs, syscall, sigmask, pending, sas_ss_sp, sas_ss_size,
@@ -27,8 +30,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Mm, start_code, end_code, start_data, end_dat
 				   arg_start, arg_end, env_start, env_end, auxv)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Fd, fd, cloexec, file)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Process, pid, ppid, pgid, sid, comm, state, exit_code, exe, cwd, root,
-				   personality, umask, cgroup_id, creds, rlimits, sigactions, shared_pending, it_real,
-				   it_prof, it_virt, posix_timers, mm, threads, vmas, fds, pages_blob)
+				   personality, umask, cgroup_id, start_time, mm_key, cgroup, creds, rlimits, sigactions,
+				   shared_pending, it_real, it_prof, it_virt, posix_timers, mm, threads, vmas, fds, pages_blob)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Pipe, ino, capacity, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Shmem, id, kind, path, dev, ino, size, pages, blob)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Blob, name, size, xxh3)
@@ -40,7 +43,7 @@ void to_json(json& j, const Vma& v)
 	j = json{{"start", v.start}, {"end", v.end}, {"prot", v.prot}, {"shared", v.shared}, {"vm_flags", v.vm_flags},
 		 {"offset", v.offset}, {"kind", v.kind}, {"path", v.path}, {"dev", v.dev}, {"ino", v.ino},
 		 {"file_size", v.file_size}, {"mtime_sec", v.mtime_sec}, {"mtime_nsec", v.mtime_nsec},
-		 {"pages", v.pages}};
+		 {"pages", v.pages}, {"inherit", v.inherit}, {"zero", v.zero}};
 	if (v.shmem)
 		j["shmem"] = *v.shmem;
 }
@@ -61,6 +64,8 @@ void from_json(const json& j, Vma& v)
 	j.at("mtime_sec").get_to(v.mtime_sec);
 	j.at("mtime_nsec").get_to(v.mtime_nsec);
 	j.at("pages").get_to(v.pages);
+	j.at("inherit").get_to(v.inherit);
+	j.at("zero").get_to(v.zero);
 	if (j.contains("shmem"))
 		v.shmem = j.at("shmem").get<uint32_t>();
 }
@@ -102,6 +107,9 @@ json to_json_value(const Image& img)
 	       {"created", img.created},
 	       {"host", img.host},
 	       {"target", img.target},
+	       {"id", img.id},
+	       {"parent_id", img.parent_id},
+	       {"cgroups", img.cgroups},
 	       {"processes", img.processes},
 	       {"files", img.files},
 	       {"pipes", img.pipes},
@@ -126,6 +134,33 @@ bool has_float(const json& j)
 	return false;
 }
 
+// Where two documents first differ ("/processes/0/pid"), nullopt when they are the same. Stricter than json's ==,
+// which takes -1 and 18446744073709551615 for equal (it compares them as signed): a negative number read into an
+// unsigned field must not pass.
+std::optional<std::string> first_difference(const json& a, const json& b, const std::string& at)
+{
+	if (a.is_number_integer() && b.is_number_integer() && a.is_number_unsigned() != b.is_number_unsigned()) {
+		const json& sign = a.is_number_unsigned() ? b : a;
+		if (sign.get<int64_t>() < 0)
+			return at;
+	}
+	if (a.type() != b.type() || a.size() != b.size() || !a.is_structured())
+		return a == b ? std::nullopt : std::optional(at);
+	if (a.is_array()) {
+		for (size_t i = 0; i < a.size(); i++)
+			if (auto d = first_difference(a[i], b[i], at + "/" + std::to_string(i)))
+				return d;
+		return std::nullopt;
+	}
+	for (const auto& [key, value] : a.items()) {
+		if (!b.contains(key))
+			return at + "/" + key;
+		if (auto d = first_difference(value, b.at(key), at + "/" + key))
+			return d;
+	}
+	return std::nullopt;
+}
+
 }  // namespace
 
 Result<Image> from_json_value(const json& j)
@@ -142,6 +177,9 @@ Result<Image> from_json_value(const json& j)
 		j.at("created").get_to(img.created);
 		j.at("host").get_to(img.host);
 		j.at("target").get_to(img.target);
+		j.at("id").get_to(img.id);
+		j.at("parent_id").get_to(img.parent_id);
+		j.at("cgroups").get_to(img.cgroups);
 		j.at("processes").get_to(img.processes);
 		j.at("files").get_to(img.files);
 		j.at("pipes").get_to(img.pipes);
@@ -154,12 +192,8 @@ Result<Image> from_json_value(const json& j)
 	}
 	// Strictness by round trip: a value narrowed on the way in (4294967396 read as a 32-bit 100), a key we do
 	// not know, a wrongly typed optional: the model written back differs from what was read.
-	json back = to_json_value(img);
-	if (back != j) {
-		json diff = json::diff(back, j);
-		std::string where = diff.empty() ? "" : diff.front().value("path", "");
-		return fail(ExitCode::bad_image, "index.json: {}: unknown key or value out of range", where);
-	}
+	if (auto where = first_difference(to_json_value(img), j, ""))
+		return fail(ExitCode::bad_image, "index.json: {}: unknown key or value out of range", *where);
 	return img;
 }
 

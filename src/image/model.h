@@ -27,6 +27,12 @@ struct PageRun {
 	uint64_t blob_offset = 0;  // page-aligned
 };
 
+// Incremental images: consecutive pages that are zero / not present now, whatever the parent image holds for them.
+struct ZeroRun {
+	uint64_t start = 0;        // virtual address of the first page
+	uint64_t npages = 0;
+};
+
 struct Vma {
 	uint64_t start = 0;
 	uint64_t end = 0;
@@ -43,6 +49,10 @@ struct Vma {
 	uint32_t mtime_nsec = 0;
 	std::optional<uint32_t> shmem;  // shared memory object id (MAP_SHARED anonymous, memfd, /dev/shm)
 	std::vector<PageRun> pages;     // private pages, in the process's page blob
+	// Incremental images (/work/notes/incremental.md): a page in neither `pages` nor `zero` has the content the
+	// parent image gives for its address in the same pid (resolved recursively, see image/chain.h).
+	bool inherit = false;
+	std::vector<ZeroRun> zero;      // sorted, disjoint, inside the vma, disjoint from `pages`
 };
 
 struct Regs {
@@ -131,6 +141,9 @@ struct Process {
 	uint32_t personality = 0;
 	uint32_t umask = 0;
 	uint64_t cgroup_id = 0;
+	uint64_t start_time = 0;  // task->start_boottime (ns): with pid, the process's identity across images
+	uint64_t mm_key = 0;      // an opaque identity of the address space; changes on exec
+	std::string cgroup;   // cgroup images: the cgroup path relative to Target::cgroup ("" = that cgroup itself)
 	Creds creds;
 	std::vector<Rlimit> rlimits;
 	std::vector<Sigaction> sigactions;  // only those not SIG_DFL with no flags
@@ -196,7 +209,7 @@ struct Host {
 struct Target {
 	std::string kind;        // pid_tree, cgroup
 	uint32_t pid = 0;
-	std::string cgroup;
+	std::string cgroup;      // cgroup images: the snapped cgroup's path under the cgroup2 mount ("/ci/job1")
 	bool leave_running = false;
 };
 
@@ -206,7 +219,10 @@ struct Image {
 	std::string created;     // RFC 3339, UTC
 	Host host;
 	Target target;
+	std::string id;                     // 32 lower-case hex digits, random, set by every dump
 	std::optional<std::string> parent;  // incremental images: the parent's path relative to this one
+	std::string parent_id;              // the parent's id; empty when there is no parent
+	std::vector<std::string> cgroups;   // cgroup images: every cgroup of the snapped tree, relative, parents first
 	std::vector<Process> processes;     // parents before children
 	std::vector<File> files;
 	std::vector<Pipe> pipes;

@@ -65,8 +65,10 @@ private:
 			       const std::string& what) const;
 	Status check_process(const Process& p, std::set<uint32_t>& tids) const;
 	Status check_tree() const;
+	Status check_cgroups() const;
 	Status check_thread(const Process& p, const Thread& t) const;
 	Status check_vmas(const Process& p) const;
+	Status check_incremental(const Vma& v, const std::string& what) const;
 	Status check_fds(const Process& p) const;
 	Status check_files() const;
 	Status check_pipes() const;
@@ -100,9 +102,9 @@ Status check_counts(const Image& img)
 	return {};
 }
 
-bool is_xxh3_hex(const std::string& s)
+bool is_lower_hex(const std::string& s, size_t digits)
 {
-	return s.size() == 16 &&
+	return s.size() == digits &&
 	       std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
@@ -116,7 +118,7 @@ Status check_blob_list(const Image& img)
 			return bad("blob {:?}: not a plain file name", b.name);
 		if (!seen.insert(b.name).second)
 			return bad("blob {}: listed twice", b.name);
-		if (!is_xxh3_hex(b.xxh3))
+		if (!is_lower_hex(b.xxh3, 16))
 			return bad("blob {}: xxh3 {:?} is not 16 lower-case hex digits", b.name, b.xxh3);
 	}
 	return {};
@@ -136,6 +138,19 @@ Status check_parent(const std::string& parent)
 	return {};
 }
 
+// An image's id is what its children's parent_id names: a parent_id without a parent, or the other way round, is a
+// half-written link.
+Status check_ids(const Image& img)
+{
+	if (!is_lower_hex(img.id, 32))
+		return bad("id {:?}: not 32 lower-case hex digits", img.id);
+	if (img.parent && !is_lower_hex(img.parent_id, 32))
+		return bad("parent_id {:?}: not 32 lower-case hex digits", img.parent_id);
+	if (!img.parent && !img.parent_id.empty())
+		return bad("parent_id {}: set, but the image has no parent", img.parent_id);
+	return {};
+}
+
 Status Validator::run(const BlobSizes& found)
 {
 	BCK_CHECK(check_counts(img_));
@@ -144,6 +159,7 @@ Status Validator::run(const BlobSizes& found)
 		return bad("host: page size {}, this bpfckpt knows only {}", img_.host.page_size, kPageSize);
 	if (img_.parent)
 		BCK_CHECK(check_parent(*img_.parent));
+	BCK_CHECK(check_ids(img_));
 	std::set<uint32_t> pids, tids;
 	for (const Process& p : img_.processes) {
 		if (!pids.insert(p.pid).second)
@@ -151,14 +167,16 @@ Status Validator::run(const BlobSizes& found)
 		BCK_CHECK(check_process(p, tids));
 	}
 	BCK_CHECK(check_tree());
+	BCK_CHECK(check_cgroups());
 	BCK_CHECK(check_files());
 	BCK_CHECK(check_pipes());
 	BCK_CHECK(check_shmem());
 	return {};
 }
 
-// One tree: the target is the only process whose parent is outside the image, and every other process reaches
-// it through its parents (no cycles). Restore creates each process from its parent, so anything else would hang.
+// Restore creates each process from its parent, so every process must reach a root (a process whose parent is
+// outside the image) through its parents, without a cycle. A pid_tree image has one root, the target; a cgroup
+// image may have several (separate trees, children of processes outside the cgroup).
 Status Validator::check_tree() const
 {
 	std::map<uint32_t, uint32_t> parent;
@@ -166,19 +184,79 @@ Status Validator::check_tree() const
 		parent[p.pid] = p.ppid;
 	if (img_.processes.empty())
 		return {};
-	if (!parent.count(img_.target.pid))
-		return bad("target pid {}: not among the processes", img_.target.pid);
-	if (parent.count(parent[img_.target.pid]))
-		return bad("target pid {}: its parent {} is in the image too", img_.target.pid, parent[img_.target.pid]);
+	bool one_tree = img_.target.kind == "pid_tree";
+	if (one_tree) {
+		if (!parent.count(img_.target.pid))
+			return bad("target pid {}: not among the processes", img_.target.pid);
+		if (parent.count(parent[img_.target.pid]))
+			return bad("target pid {}: its parent {} is in the image too", img_.target.pid,
+				   parent[img_.target.pid]);
+	}
 	for (const Process& p : img_.processes) {
 		uint32_t at = p.pid;
-		for (size_t steps = 0; at != img_.target.pid; steps++) {
-			if (steps > parent.size() || !parent.count(parent[at]))
-				return bad("pid {}: not below the target pid {} (parent {} {})", p.pid, img_.target.pid,
-					   parent[at], steps > parent.size() ? "is in a cycle" : "is not in the image");
+		for (size_t steps = 0; parent.count(parent[at]); steps++) {
+			if (steps > parent.size())
+				return bad("pid {}: its parents form a cycle", p.pid);
 			at = parent[at];
 		}
+		if (one_tree && at != img_.target.pid)
+			return bad("pid {}: not below the target pid {} (its ancestor {} has parent {}, not in the image)",
+				   p.pid, img_.target.pid, at, parent[at]);
 	}
+	return {};
+}
+
+// A cgroup path restore will mkdir: relative, no empty, "." or ".." component.
+bool is_safe_cgroup_path(const std::string& rel)
+{
+	if (rel.empty())
+		return true;
+	size_t at = 0;
+	for (;;) {
+		size_t slash = rel.find('/', at);
+		std::string part = rel.substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+		if (part.empty() || part == "." || part == ".." || part.size() > 255)
+			return false;
+		if (slash == std::string::npos)
+			return true;
+		at = slash + 1;
+	}
+}
+
+// cgroup images name the snapped cgroup and its tree; every process's cgroup is one of that tree's. Other images
+// have none of this.
+Status Validator::check_cgroups() const
+{
+	if (img_.target.kind != "cgroup" && img_.target.kind != "pid_tree")
+		return bad("target kind {:?}: neither pid_tree nor cgroup", img_.target.kind);
+	if (img_.target.kind != "cgroup") {
+		if (!img_.cgroups.empty() || !img_.target.cgroup.empty())
+			return bad("target kind {}: has cgroups, which only a cgroup image has", img_.target.kind);
+		for (const Process& p : img_.processes)
+			if (!p.cgroup.empty())
+				return bad("pid {}: cgroup {:?} in a {} image", p.pid, p.cgroup, img_.target.kind);
+		return {};
+	}
+	if (img_.target.cgroup.empty() || img_.target.cgroup[0] != '/' ||
+	    (img_.target.cgroup != "/" && !is_safe_cgroup_path(img_.target.cgroup.substr(1))))
+		return bad("target cgroup {:?}: not an absolute cgroup path", img_.target.cgroup);
+	if (img_.cgroups.size() > kMaxFdsOrFiles)
+		return bad("image: {} cgroups, more than {}", img_.cgroups.size(), kMaxFdsOrFiles);
+	std::set<std::string> seen;
+	for (const std::string& c : img_.cgroups) {
+		if (!is_safe_cgroup_path(c))
+			return bad("cgroup {:?}: not a relative path of plain names", c);
+		std::string up = c.find('/') == std::string::npos ? "" : c.substr(0, c.rfind('/'));
+		if (!c.empty() && !seen.count(up))
+			return bad("cgroup {:?}: listed before its parent {:?}", c, up);
+		if (!seen.insert(c).second)
+			return bad("cgroup {:?}: listed twice", c);
+	}
+	if (!seen.count(""))
+		return bad("cgroups: the snapped cgroup itself (\"\") is missing");
+	for (const Process& p : img_.processes)
+		if (!seen.count(p.cgroup))
+			return bad("pid {}: cgroup {:?} is not in cgroups", p.pid, p.cgroup);
 	return {};
 }
 
@@ -222,6 +300,24 @@ Status Validator::check_ref(const BlobRef& ref, const std::string& what) const
 	return check_range(ref.blob, ref.offset, ref.size, what);
 }
 
+// One run of pages that must lie in [lo, hi), after the run before it (which ended at prev_end): its end.
+Result<uint64_t> check_run_shape(uint64_t start, uint64_t npages, uint64_t lo, uint64_t hi, uint64_t prev_end,
+				 const std::string& run)
+{
+	if (npages == 0)
+		return bad("{}: no pages", run);
+	if (!page_aligned(start))
+		return bad("{}: start not page-aligned", run);
+	uint64_t end;
+	if (!pages_end(start, npages, end))
+		return bad("{}: length overflows", run);
+	if (start < lo || end > hi)
+		return bad("{}: outside {:x}-{:x}", run, lo, hi);
+	if (start < prev_end)
+		return bad("{}: overlaps or precedes the run before it", run);
+	return end;
+}
+
 // Page runs must lie in [lo, hi) (a vma's addresses, or a shmem object's offsets), in order, apart, and each inside
 // `blob` at a page-aligned offset.
 Status Validator::check_page_runs(const std::vector<PageRun>& runs, uint64_t lo, uint64_t hi,
@@ -230,17 +326,7 @@ Status Validator::check_page_runs(const std::vector<PageRun>& runs, uint64_t lo,
 	uint64_t prev_end = lo;
 	for (const PageRun& r : runs) {
 		std::string run = fmt::format("{}: page run {:x}+{}", what, r.start, r.npages);
-		if (r.npages == 0)
-			return bad("{}: no pages", run);
-		if (!page_aligned(r.start))
-			return bad("{}: start not page-aligned", run);
-		uint64_t end;
-		if (!pages_end(r.start, r.npages, end))
-			return bad("{}: length overflows", run);
-		if (r.start < lo || end > hi)
-			return bad("{}: outside {:x}-{:x}", run, lo, hi);
-		if (r.start < prev_end)
-			return bad("{}: overlaps or precedes the run before it", run);
+		uint64_t end = BCK_TRY(check_run_shape(r.start, r.npages, lo, hi, prev_end, run));
 		prev_end = end;
 		if (!page_aligned(r.blob_offset))
 			return bad("{}: blob offset {} not page-aligned", run, r.blob_offset);
@@ -340,6 +426,29 @@ Status Validator::check_vmas(const Process& p) const
 		if (!v.pages.empty() && p.pages_blob.empty())
 			return bad("{}: has pages but the process has no pages blob", what);
 		BCK_CHECK(check_page_runs(v.pages, v.start, v.end, p.pages_blob, what));
+		BCK_CHECK(check_incremental(v, what));
+	}
+	return {};
+}
+
+// inherit and zero (incremental images): only private memory is inherited, from a parent the image names; zero runs
+// are shaped like page runs (in the vma, in order, apart) and never cover a saved page. Runs after check_page_runs.
+Status Validator::check_incremental(const Vma& v, const std::string& what) const
+{
+	if (v.inherit && !img_.parent)
+		return bad("{}: inherits, but the image has no parent", what);
+	if (v.inherit && (v.shared || v.kind == "vdso" || v.kind == "vvar" || v.kind == "vvar_vclock"))
+		return bad("{}: a shared or special mapping cannot inherit", what);
+	uint64_t prev_end = v.start;
+	size_t page = 0;
+	for (const ZeroRun& z : v.zero) {
+		std::string run = fmt::format("{}: zero run {:x}+{}", what, z.start, z.npages);
+		prev_end = BCK_TRY(check_run_shape(z.start, z.npages, v.start, v.end, prev_end, run));
+		// Both lists are sorted: skip the page runs wholly before this zero run, the next must start after it.
+		while (page < v.pages.size() && v.pages[page].start + v.pages[page].npages * kPageSize <= z.start)
+			page++;
+		if (page < v.pages.size() && v.pages[page].start < prev_end)
+			return bad("{}: overlaps page run {:x}+{}", run, v.pages[page].start, v.pages[page].npages);
 	}
 	return {};
 }
@@ -518,7 +627,12 @@ Status checksum_blob(const Blob& b, int dirfd, std::vector<char>& buf)
 Status verify_in(const Image& img, int dirfd)
 {
 	BCK_CHECK(check_blob_list(img));
-	std::vector<char> buf(kChecksumChunk);
+	// No larger than the largest blob: each page of a fresh buffer costs a fault, and a chain of small incremental
+	// images would pay for 1 MiB of them per image.
+	uint64_t largest = 0;
+	for (const Blob& b : img.blobs)
+		largest = std::max(largest, b.size);
+	std::vector<char> buf(size_t(std::clamp<uint64_t>(largest, kPageSize, kChecksumChunk)));
 	for (const Blob& b : img.blobs)
 		BCK_CHECK(checksum_blob(b, dirfd, buf));
 	return {};
@@ -543,14 +657,30 @@ Status verify_blob_checksums(const Image& img, const std::string& dir)
 	return verify_in(img, dirfd.get());
 }
 
+namespace {
+
+Result<Image> load_in(int dirfd, const std::string& dir)
+{
+	std::string text = BCK_TRY(read_index(dirfd, dir));
+	Image img = BCK_TRY(context(parse_index(text), "{}", dir));
+	BCK_CHECK(context(validate_in(img, dirfd, dir), "{}", dir));
+	return img;
+}
+
+}  // namespace
+
 Result<Image> load_image(const std::string& dir)
 {
 	UniqueFd dirfd = BCK_TRY(open_dir(dir));
-	std::string text = BCK_TRY(read_index(dirfd.get(), dir));
-	Image img = BCK_TRY(context(parse_index(text), "{}", dir));
-	BCK_CHECK(context(validate_in(img, dirfd.get(), dir), "{}", dir));
+	Image img = BCK_TRY(load_in(dirfd.get(), dir));
 	BCK_CHECK(context(verify_in(img, dirfd.get()), "{}", dir));
 	return img;
+}
+
+Result<Image> load_image_unverified(const std::string& dir)
+{
+	UniqueFd dirfd = BCK_TRY(open_dir(dir));
+	return load_in(dirfd.get(), dir);
 }
 
 // Kept apart from Validator on purpose: plain loops, 128-bit arithmetic instead of overflow builtins, lookups in
@@ -578,6 +708,14 @@ bool image_invariants_hold(const Image& img, const BlobSizes& blob_sizes)
 					return false;
 				u128 size;
 				if (!blob_size(p.pages_blob, size) || u128(r.blob_offset) + len > size)
+					return false;
+			}
+			// The chain resolver walks zero runs in order inside their vma.
+			for (size_t z = 0; z < v.zero.size(); z++) {
+				u128 end = u128(v.zero[z].start) + u128(v.zero[z].npages) * kPageSize;
+				if (u128(v.zero[z].start) < v.start || end > v.end)
+					return false;
+				if (z + 1 < v.zero.size() && end > v.zero[z + 1].start)
 					return false;
 			}
 		}

@@ -33,6 +33,10 @@ inline constexpr size_t kMaxParentPath = 4096;
 // verifies every blob's checksum.
 Result<Image> load_image(const std::string& dir);
 
+// The same, but without reading the blobs: every check except the checksums. For callers that verify later, or
+// only look (show).
+Result<Image> load_image_unverified(const std::string& dir);
+
 // Every check but the checksums, against the blobs found in DIR (regular files, not symlinks).
 Status validate_image(const Image& img, const std::string& dir);
 

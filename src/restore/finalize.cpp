@@ -3,7 +3,6 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/auxv.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -17,14 +16,13 @@
 
 #include "bpfckpt/compat.h"
 #include "common/fd.h"
+#include "common/ptrace_syscall.h"
 #include "image/image_dir.h"
 #include "common/x86_regs.h"
 
 namespace bpfckpt::restore {
 
 namespace {
-
-constexpr size_t kVdsoScan = 8192;
 
 Status set_regset(pid_t tid, int type, void* data, size_t len, const char* what)
 {
@@ -34,45 +32,13 @@ Status set_regset(pid_t tid, int type, void* data, size_t len, const char* what)
 	return {};
 }
 
-Result<user_regs_struct> get_regs(pid_t tid)
-{
-	user_regs_struct r{};
-	iovec iov{&r, sizeof(r)};
-	if (ptrace(PTRACE_GETREGSET, tid, (void*)(long)NT_PRSTATUS, &iov) != 0)
-		return fail_sys(errno, "thread {}: get registers", tid);
-	return r;
-}
-
-// Waits for tid's next ptrace stop.
-Status wait_stop(pid_t tid)
-{
-	int status;
-	if (waitpid(tid, &status, __WALL) != tid)
-		return fail_sys(errno, "thread {}: wait", tid);
-	if (!WIFSTOPPED(status))
-		return fail(ExitCode::failure, "thread {}: exited during restore (status {:#x})", tid, status);
-	return {};
-}
-
-// munmap(start, len) run by the thread itself, through the vdso's syscall instruction; PTRACE_SYSCALL stops it
-// at the syscall's entry and again at its exit, so it never runs past the instruction.
+// munmap(start, len) run by the thread itself: the shim cannot unmap its own code and go on. Its registers are
+// set from the image right after, so they are not put back.
 Status inject_munmap(pid_t tid, uint64_t syscall_addr, uint64_t start, uint64_t len)
 {
-	user_regs_struct r = BCK_TRY(get_regs(tid));
-	r.rax = SYS_munmap;
-	r.orig_rax = uint64_t(-1);
-	r.rdi = start;
-	r.rsi = len;
-	r.rip = syscall_addr;
-	BCK_CHECK(set_regset(tid, NT_PRSTATUS, &r, sizeof(r), "registers for munmap"));
-	for (int stop = 0; stop < 2; stop++) {
-		if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0)
-			return fail_sys(errno, "thread {}: PTRACE_SYSCALL", tid);
-		BCK_CHECK(wait_stop(tid));
-	}
-	r = BCK_TRY(get_regs(tid));
-	if (int64_t(r.rax) < 0)
-		return fail_errno(ExitCode::failure, int(-int64_t(r.rax)), "thread {}: unmap the restore shim", tid);
+	int64_t r = BCK_TRY(inject_syscall(tid, syscall_addr, SYS_munmap, {start, len}, false));
+	if (r < 0)
+		return fail_errno(ExitCode::failure, int(-r), "thread {}: unmap the restore shim", tid);
 	return {};
 }
 
@@ -120,17 +86,6 @@ Status finalize_thread(const image::Thread& t, pid_t tid, const std::string& dir
 }
 
 }  // namespace
-
-Result<uint64_t> vdso_syscall_offset()
-{
-	const auto* vdso = reinterpret_cast<const unsigned char*>(getauxval(AT_SYSINFO_EHDR));
-	if (!vdso)
-		return fail(ExitCode::kernel, "no vDSO in this process");
-	for (size_t i = 0; i + 1 < kVdsoScan; i++)
-		if (vdso[i] == 0x0f && vdso[i + 1] == 0x05)
-			return uint64_t(i);
-	return fail(ExitCode::kernel, "no syscall instruction in the vDSO");
-}
 
 Status finalize_process(const image::Process& p, const std::string& dir, uint64_t shim_start, uint64_t shim_len,
 			const std::function<pid_t(uint32_t)>& outer_tid)

@@ -17,7 +17,4 @@ namespace bpfckpt::restore {
 Status finalize_process(const image::Process& p, const std::string& dir, uint64_t shim_start, uint64_t shim_len,
 			const std::function<pid_t(uint32_t)>& outer_tid);
 
-// Offset of a `syscall` instruction inside this kernel's vDSO (the same in every process on this kernel).
-Result<uint64_t> vdso_syscall_offset();
-
 }  // namespace bpfckpt::restore

@@ -20,10 +20,11 @@
 #include <set>
 
 #include "common/fd.h"
+#include "common/cgroup.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
-#include "image/validate.h"
+#include "image/chain.h"
 #include "restore/files.h"
 #include "restore/finalize.h"
 #include "restore/shim/plan.h"
@@ -71,6 +72,59 @@ bool pid_taken(uint32_t pid)
 		usleep(40000);
 	}
 	return true;
+}
+
+// Where a cgroup image's processes go: the saved cgroup tree, recreated under `base` (the snapped cgroup's own path,
+// or --cgroup). Directories restore created are removed again if the restore fails.
+struct CgroupPlacement {
+	std::string mount;
+	std::string base;  // "" for images that are not of a cgroup: processes stay in restore's cgroup
+	std::vector<std::string> created;
+
+	std::string path_of(const std::string& rel) const { return rel.empty() ? base : base + "/" + rel; }
+	void remove_created()
+	{
+		for (auto it = created.rbegin(); it != created.rend(); ++it)
+			rmdir(it->c_str());
+		created.clear();
+	}
+};
+
+std::string normalize_cgroup_path(const std::string& mount, std::string path)
+{
+	if (path.rfind(mount + "/", 0) == 0)
+		path = path.substr(mount.size());
+	if (path.empty() || path[0] != '/')
+		path = "/" + path;
+	while (path.size() > 1 && path.back() == '/')
+		path.pop_back();
+	return path;
+}
+
+Result<CgroupPlacement> place_cgroups(const image::Image& img, const std::string& override_path)
+{
+	CgroupPlacement cp;
+	if (img.target.kind != "cgroup") {
+		if (!override_path.empty())
+			return fail(ExitCode::usage, "--cgroup {}: the image is of a process tree, not of a cgroup",
+				    override_path);
+		return cp;
+	}
+	cp.mount = BCK_TRY(cgroup::v2_mount());
+	cp.base = normalize_cgroup_path(cp.mount, override_path.empty() ? img.target.cgroup : override_path);
+	if (cp.base == "/")
+		return fail(ExitCode::usage, "cgroup {}: restoring into the root cgroup is refused; name one below it",
+			    override_path.empty() ? img.target.cgroup : override_path);
+	for (const std::string& rel : img.cgroups) {
+		auto made = cgroup::create(cp.mount, cp.path_of(rel));
+		if (!made) {
+			cp.remove_created();
+			return std::unexpected(made.error());
+		}
+		for (const std::string& dir : *made)
+			cp.created.push_back(dir);
+	}
+	return cp;
 }
 
 // XSAVE features this CPU and kernel enable (XCR0): registers saved with a feature missing here cannot come back.
@@ -150,8 +204,8 @@ pid_t clone_with_pid(pid_t pid)
 
 class Restorer {
 public:
-	Restorer(const image::Image& img, const std::string& dir, const MasterFiles& mf, const Control& c)
-		: img_(img), dir_(dir), mf_(mf), ctl_(c)
+	Restorer(const image::Chain& chain, const MasterFiles& mf, const Control& c, const CgroupPlacement& cg)
+		: chain_(chain), img_(chain.newest()), mf_(mf), ctl_(c), cg_(cg)
 	{
 	}
 
@@ -162,10 +216,11 @@ private:
 	Status prepare(size_t i);
 	void report_error(size_t i, const Error& e);
 
+	const image::Chain& chain_;
 	const image::Image& img_;
-	const std::string& dir_;
 	const MasterFiles& mf_;
 	const Control& ctl_;
+	const CgroupPlacement& cg_;
 };
 
 void Restorer::report_error(size_t i, const Error& e)
@@ -181,6 +236,10 @@ Status Restorer::prepare(size_t i)
 	const image::Process& p = img_.processes[i];
 	// A restorer that outlives its parent's failure must not linger; cleared again right before the shim.
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	// Into its cgroup before it creates anything: children, and the threads the shim makes, are born there.
+	if (!cg_.base.empty())
+		BCK_CHECK(context(cgroup::enter(cg_.mount, cg_.path_of(p.cgroup)), "pid {}: cgroup {}", p.pid,
+				  cg_.path_of(p.cgroup)));
 	if (p.sid == p.pid && setsid() < 0)
 		return fail_sys(errno, "pid {}: setsid", p.pid);
 	if (p.pgid == p.pid && p.sid != p.pid && setpgid(0, 0) != 0)
@@ -207,8 +266,8 @@ Status Restorer::prepare(size_t i)
 	if (p.root != "/" && chroot(p.root.c_str()) != 0)
 		return fail_sys(errno, "pid {}: chroot {}", p.pid, p.root);
 	umask(mode_t(p.umask));
-	ShimInputs in = BCK_TRY(open_shim_inputs(p, dir_, mf_.base, mf_.by_shmem));
-	ShimPlacement where = BCK_TRY(place_shim(p, shim_plan_bytes(p)));
+	ShimInputs in = BCK_TRY(open_shim_inputs(chain_, p, mf_.base, mf_.by_shmem));
+	ShimPlacement where = BCK_TRY(place_shim(p, shim_plan_bytes(p, in)));
 	std::vector<int> keep = in.all();
 	keep.push_back(ctl_.report_wr);
 	keep.push_back(ctl_.go_rd[i]);
@@ -252,8 +311,9 @@ void Restorer::run(size_t i)
 	_exit(1);
 }
 
-// --pidns: PID 1 of a new namespace. It creates the root with its saved PID, forwards the signals a supervisor
-// sends (PID 1 ignores what it has no handler for), reaps orphans, and exits with the root's status.
+// --pidns: PID 1 of a new namespace. It creates the roots with their saved PIDs, forwards the signals a supervisor
+// sends (PID 1 ignores what it has no handler for) to them, reaps orphans, and once every root has exited, exits
+// with the first root's status.
 pid_t clone_pidns_init()
 {
 	clone_args args{};
@@ -262,49 +322,77 @@ pid_t clone_pidns_init()
 	return pid_t(syscall(SYS_clone3, &args, sizeof(args)));
 }
 
-pid_t g_ns_root = 0;
+std::vector<pid_t> g_ns_roots;
 
 void forward_signal(int sig)
 {
-	if (g_ns_root > 0)
-		kill(g_ns_root, sig);
+	for (pid_t r : g_ns_roots)
+		kill(r, sig);
 }
 
-[[noreturn]] void pidns_init(Restorer& restorer, size_t root_idx, pid_t root_pid)
+int wait_status_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+[[noreturn]] void pidns_init(Restorer& restorer, const std::vector<size_t>& roots, const image::Image& img)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	pid_t root = clone_with_pid(root_pid);
-	if (root < 0)
-		_exit(127);
-	if (root == 0)
-		restorer.run(root_idx);
-	g_ns_root = root;
+	for (size_t idx : roots) {
+		pid_t pid = clone_with_pid(pid_t(img.processes[idx].pid));
+		if (pid < 0)
+			_exit(127);
+		if (pid == 0)
+			restorer.run(idx);
+		g_ns_roots.push_back(pid);
+	}
 	for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH})
 		signal(sig, forward_signal);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, nullptr);
 	prctl(PR_SET_PDEATHSIG, 0);  // with -d the restore exits first; the namespace must live on
+	std::set<pid_t> left(g_ns_roots.begin(), g_ns_roots.end());
+	int first_status = 0;
 	for (;;) {
 		int status;
 		pid_t r = waitpid(-1, &status, 0);
 		if (r < 0 && errno == ECHILD)
-			_exit(0);
-		if (r == root)
-			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			_exit(first_status);
+		if (r < 0 || !left.erase(r))
+			continue;
+		if (r == g_ns_roots.front())
+			first_status = wait_status_code(status);
+		if (left.empty())
+			_exit(first_status);
 	}
+}
+
+// The processes whose parent is not in the image, the target first: the master (or the --pidns init) creates
+// these, and each restorer creates its own children.
+std::vector<size_t> root_indexes(const image::Image& img)
+{
+	std::set<uint32_t> pids;
+	for (const auto& p : img.processes)
+		pids.insert(p.pid);
+	std::vector<size_t> roots;
+	for (size_t i = 0; i < img.processes.size(); i++)
+		if (!pids.count(img.processes[i].ppid) || img.processes[i].ppid == img.processes[i].pid)
+			roots.push_back(i);
+	std::stable_partition(roots.begin(), roots.end(),
+			      [&](size_t i) { return img.processes[i].pid == img.target.pid; });
+	return roots;
 }
 
 // The master's side: collects every restorer's "ready", seizes it, lets it go, and finishes each process once
 // all of its threads are parked in the shim.
 class Master {
 public:
-	Master(const image::Image& img, const std::string& dir) : img_(img), dir_(dir) {}
+	// Threads, files, pipes and shared memory come from the newest image alone; private memory through the chain.
+	explicit Master(const image::Chain& chain) : chain_(chain), img_(chain.newest()), dir_(chain.newest_dir()) {}
 	~Master() { kill_all(); }
 
-	Status run(const RestoreOptions& opt, RestoreStats& st);
+	Status run(const RestoreOptions& opt, const CgroupPlacement& cg, RestoreStats& st);
 
 private:
+	Status create_roots(const RestoreOptions& opt, Restorer& restorer);
 	Status make_control(int base);
 	Status collect_ready();
 	Status wait_parked();
@@ -312,10 +400,11 @@ private:
 	void kill_all();
 	void requeue_pending();
 
+	const image::Chain& chain_;
 	const image::Image& img_;
 	const std::string& dir_;
 	Control ctl_;
-	pid_t root_ = -1;
+	std::vector<pid_t> roots_;               // our children: the roots, or the --pidns init
 	bool done_ = false;
 	std::map<pid_t, ShimPlacement> shims_;   // by pid
 	std::map<pid_t, UniqueFd> pidfds_;
@@ -463,34 +552,46 @@ void Master::kill_all()
 		return;
 	for (auto& [pid, fd] : pidfds_)
 		syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
-	if (root_ > 0) {
-		kill(root_, SIGKILL);  // our own child: its pid cannot have been reused before we reap it
-		waitpid(root_, nullptr, __WALL);
+	for (pid_t r : roots_) {
+		kill(r, SIGKILL);  // our own child: its pid cannot have been reused before we reap it
+		waitpid(r, nullptr, __WALL);
 	}
 }
 
-Status Master::run(const RestoreOptions& opt, RestoreStats& st)
+// Each root is our child with its saved PID; under --pidns, the namespace's init is, and it creates the roots.
+Status Master::create_roots(const RestoreOptions& opt, Restorer& restorer)
+{
+	std::vector<size_t> roots = root_indexes(img_);
+	if (opt.pidns) {
+		pid_t init = clone_pidns_init();
+		if (init < 0)
+			return fail_sys(errno, "create a PID namespace");
+		if (init == 0)
+			pidns_init(restorer, roots, img_);
+		roots_.push_back(init);
+		return {};
+	}
+	for (size_t idx : roots) {
+		pid_t pid = clone_with_pid(pid_t(img_.processes[idx].pid));
+		if (pid < 0) {
+			int e = errno;
+			return fail_errno(e == EEXIST ? ExitCode::target_busy : exit_for_errno(e), e, "pid {}: create",
+					  img_.processes[idx].pid);
+		}
+		if (pid == 0)
+			restorer.run(idx);
+		roots_.push_back(pid);
+	}
+	return {};
+}
+
+Status Master::run(const RestoreOptions& opt, const CgroupPlacement& cg, RestoreStats& st)
 {
 	double t0 = now_s();
 	MasterFiles mf = BCK_TRY(open_master_files(img_, dir_, opt.inherit));
 	BCK_CHECK(make_control(mf.base));
-	auto root = std::find_if(img_.processes.begin(), img_.processes.end(),
-				 [&](const auto& p) { return p.pid == img_.target.pid; });
-	if (root == img_.processes.end())
-		root = img_.processes.begin();
-	size_t root_idx = size_t(root - img_.processes.begin());
-	Restorer restorer(img_, dir_, mf, ctl_);
-	root_ = opt.pidns ? clone_pidns_init() : clone_with_pid(pid_t(root->pid));
-	if (root_ < 0) {
-		int e = errno;
-		return fail_errno(e == EEXIST ? ExitCode::target_busy : exit_for_errno(e), e, "pid {}: create{}", root->pid,
-				  opt.pidns ? " a PID namespace" : "");
-	}
-	if (root_ == 0) {
-		if (opt.pidns)
-			pidns_init(restorer, root_idx, pid_t(root->pid));
-		restorer.run(root_idx);
-	}
+	Restorer restorer(chain_, mf, ctl_, cg);
+	BCK_CHECK(create_roots(opt, restorer));
 	for (int fd : mf.all)
 		close(fd);
 	BCK_CHECK(collect_ready());
@@ -502,9 +603,8 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 		const ShimPlacement& s = shims_.at(pid_t(p.pid));
 		auto outer = [this](uint32_t tid) { return outer_.at(pid_t(tid)); };
 		BCK_CHECK(context(finalize_process(p, dir_, s.start, s.len, outer), "pid {}", p.pid));
-		for (const auto& v : p.vmas)
-			for (const auto& r : v.pages)
-				st.pages_restored += r.npages;
+		image::PageCounts pages = BCK_TRY(chain_.count_pages(p.pid));
+		st.pages_restored += pages.own + pages.inherited;
 	}
 	requeue_pending();
 	for (pid_t tid : parked_)
@@ -514,10 +614,13 @@ Status Master::run(const RestoreOptions& opt, RestoreStats& st)
 	st.processes = img_.processes.size();
 	if (opt.detach)
 		return {};
-	int status = 0;
-	if (waitpid(root_, &status, 0) != root_)
-		return fail_sys(errno, "wait for pid {}", root_);
-	st.root_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	for (size_t i = 0; i < roots_.size(); i++) {
+		int status = 0;
+		if (waitpid(roots_[i], &status, 0) != roots_[i])
+			return fail_sys(errno, "wait for pid {}", roots_[i]);
+		if (i == 0)
+			st.root_status = wait_status_code(status);
+	}
 	return {};
 }
 
@@ -535,11 +638,21 @@ Result<std::pair<std::string, int>> parse_inherit_fd(const std::string& arg)
 
 Result<RestoreStats> restore_image(const RestoreOptions& opt)
 {
-	image::Image img = BCK_TRY(image::load_image(opt.dir));
+	// Every image of the chain is validated and checksummed before anything is created.
+	image::Chain chain = BCK_TRY(image::Chain::load(opt.dir, true));
+	const image::Image& img = chain.newest();
 	BCK_CHECK(check_restorable(img, opt.pidns));
+	CgroupPlacement cg = BCK_TRY(place_cgroups(img, opt.cgroup));
 	RestoreStats st;
-	Master m(img, opt.dir);
-	BCK_CHECK(m.run(opt, st));
+	Status done;
+	{
+		Master m(chain);
+		done = m.run(opt, cg, st);
+	}  // a failed master kills what it created before the cgroups it made are removed
+	if (!done) {
+		cg.remove_created();
+		return std::unexpected(done.error());
+	}
 	return st;
 }
 

@@ -14,6 +14,7 @@ struct RestoreOptions {
 	bool detach = false;  // -d: return once everything runs; otherwise wait for the root and return its status
 	bool pidns = false;   // --pidns: into a new PID namespace under a bpfckpt init, saved PIDs kept inside it
 	std::map<std::string, int> inherit;  // --inherit-fd fd[N]:KEY: external file KEY is restore's fd N
+	std::string cgroup;   // --cgroup: cgroup images go under this cgroup instead of the one they were snapped in
 };
 
 // Parses CRIU's "fd[N]:KEY".
@@ -25,7 +26,7 @@ struct RestoreStats {
 	double restore_time = 0;
 	uint64_t pages_restored = 0;
 	uint64_t processes = 0;
-	int root_status = 0;  // without -d: the root's exit code, or 128 + the signal that killed it
+	int root_status = 0;  // without -d: the (first) root's exit code, or 128 + the signal that killed it
 };
 
 Result<RestoreStats> restore_image(const RestoreOptions& opt);

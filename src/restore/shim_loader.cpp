@@ -121,18 +121,26 @@ uint32_t advice_for(uint64_t f)
 std::vector<int> ShimInputs::all() const
 {
 	std::vector<int> v = vma_fds;
-	v.push_back(pages_fd);
+	for (int fd : page_fds)
+		if (fd >= 0)
+			v.push_back(fd);
 	v.push_back(exe_fd);
 	return v;
 }
 
-size_t shim_plan_bytes(const image::Process& p)
+size_t ShimInputs::nr_runs() const
 {
-	size_t runs = 0;
-	for (const auto& v : p.vmas)
-		runs += v.pages.size();
+	size_t n = 0;
+	for (const auto& runs : vma_runs)
+		n += runs.size();
+	return n;
+}
+
+size_t shim_plan_bytes(const image::Process& p, const ShimInputs& in)
+{
 	return sizeof(shim_plan) + 512 * sizeof(shim_range) + 8 * sizeof(shim_move) + p.vmas.size() * sizeof(shim_vma) +
-	       runs * sizeof(shim_run) + p.threads.size() * sizeof(shim_thread) + 64 * sizeof(shim_sigaction);
+	       in.nr_runs() * sizeof(shim_run) + p.threads.size() * sizeof(shim_thread) + 64 * sizeof(shim_sigaction) +
+	       in.page_fds.size() * sizeof(int32_t);
 }
 
 Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes)
@@ -164,16 +172,34 @@ Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes)
 	return fail(ExitCode::failure, "pid {}: no hole in the saved address space for the restore shim", p.pid);
 }
 
-Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base,
+namespace {
+
+// Each vma's pages as the chain resolves them, and the page blobs (one per image at most) they read from.
+Status open_page_sources(const image::Chain& chain, const image::Process& p, int fd_base, ShimInputs& in)
+{
+	in.page_fds.assign(chain.depth(), -1);
+	for (const auto& v : p.vmas) {
+		in.vma_runs.push_back(BCK_TRY(chain.resolve(p.pid, v.start, v.end)));
+		for (const image::ResolvedRun& r : in.vma_runs.back()) {
+			if (in.page_fds[r.level] >= 0)
+				continue;
+			std::string path = chain.blob_path(r);
+			int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return fail_sys(errno, "pid {}: open {}", p.pid, path);
+			in.page_fds[r.level] = BCK_TRY(move_high(fd, fd_base));
+		}
+	}
+	return {};
+}
+
+}  // namespace
+
+Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Process& p, int fd_base,
 				    const std::vector<int>& shmem_fds)
 {
 	ShimInputs in;
-	if (!p.pages_blob.empty()) {
-		int fd = ::open((dir + "/" + p.pages_blob).c_str(), O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return fail_sys(errno, "pid {}: open {}", p.pid, p.pages_blob);
-		in.pages_fd = BCK_TRY(move_high(fd, fd_base));
-	}
+	BCK_CHECK(open_page_sources(chain, p, fd_base, in));
 	int exe = ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
 	if (exe < 0)
 		return fail_sys(errno, "pid {}: open executable {}", p.pid, p.exe);
@@ -199,7 +225,7 @@ uint64_t shim_plan_offset() { return page_up(shim_code_bytes()); }
 Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlacement& where,
 		  const std::vector<int>& extra_close)
 {
-	size_t plan_bytes = shim_plan_bytes(p);
+	size_t plan_bytes = shim_plan_bytes(p, in);
 	Layout l = layout_for(p, plan_bytes);
 	char* base = reinterpret_cast<char*>(where.start);
 	std::memcpy(base, _binary_shim_bin_start, shim_code_bytes());
@@ -208,7 +234,6 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	plan->magic = SHIM_PLAN_MAGIC;
 	plan->self_start = where.start;
 	plan->self_len = where.len;
-	plan->pages_fd = in.pages_fd;
 
 	uint64_t off = sizeof(shim_plan);
 	auto* ranges = reinterpret_cast<shim_range*>(reinterpret_cast<char*>(plan) + off);
@@ -254,8 +279,8 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 		s.offset = v.offset;
 		s.advice = advice_for(v.vm_flags);
 		s.first_run = runs.size();
-		for (const auto& r : v.pages)
-			runs.push_back({r.start, r.npages * kPage, r.blob_offset});
+		for (const auto& r : in.vma_runs[i])
+			runs.push_back({r.start, r.npages * kPage, r.blob_offset, in.page_fds[r.level], 0});
 		s.nr_runs = uint32_t(runs.size() - s.first_run);
 	}
 	plan->nr_vmas = nv;
@@ -274,6 +299,12 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	for (const auto& a : p.sigactions)
 		if (a.signo != SIGKILL && a.signo != SIGSTOP)
 			acts[plan->nr_sigactions++] = {uint64_t(a.signo), a.handler, a.flags, a.restorer, a.mask};
+
+	auto* page_fds = reinterpret_cast<int32_t*>(acts + 64);
+	plan->page_fds_off = uint64_t(reinterpret_cast<char*>(page_fds) - reinterpret_cast<char*>(plan));
+	for (int fd : in.page_fds)
+		if (fd >= 0)
+			page_fds[plan->nr_page_fds++] = fd;
 
 	const image::Mm& mm = p.mm;
 	plan->mm = {mm.start_code, mm.end_code, mm.start_data, mm.end_data, mm.start_brk, mm.brk, mm.start_stack,

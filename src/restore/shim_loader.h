@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "image/chain.h"
 #include "image/model.h"
 
 namespace bpfckpt::restore {
@@ -19,15 +20,18 @@ struct ShimPlacement {
 // Chooses a hole of the saved address space that is also free in ours (so the shim can be copied there now).
 Result<ShimPlacement> place_shim(const image::Process& p, size_t plan_bytes);
 
-// Opens what the shim needs (page blob, mapped files, exe) above `fd_base` and returns their numbers, so the
-// caller keeps them when it closes everything else.
+// Opens what the shim needs (page blobs, mapped files, exe) above `fd_base` and returns their numbers, so the
+// caller keeps them when it closes everything else. The pages are resolved through the image chain: a run may read
+// from an older image's page blob.
 struct ShimInputs {
-	int pages_fd = -1;
 	int exe_fd = -1;
 	std::vector<int> vma_fds;  // per vma, -1 for anonymous (shared memory: the master's fd of the object)
+	std::vector<std::vector<image::ResolvedRun>> vma_runs;  // per vma, the pages to copy in
+	std::vector<int> page_fds;  // by chain level: the process's page blob there, -1 when no run reads it
+	size_t nr_runs() const;
 	std::vector<int> all() const;
 };
-Result<ShimInputs> open_shim_inputs(const image::Process& p, const std::string& dir, int fd_base,
+Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Process& p, int fd_base,
 				    const std::vector<int>& shmem_fds);
 
 // Builds the plan, copies shim + plan into the placement and jumps. Returns only on failure. extra_close: fds
@@ -38,6 +42,6 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 // Where the plan sits in the shim's mapping: the restorer reads the shim's error report from there.
 uint64_t shim_plan_offset();
 
-size_t shim_plan_bytes(const image::Process& p);
+size_t shim_plan_bytes(const image::Process& p, const ShimInputs& in);
 
 }  // namespace bpfckpt::restore

@@ -126,9 +126,27 @@ struct ExecArgs {
 	}
 };
 
-[[noreturn]] void child_exec(ExecArgs& ea, int out_fd, int err_fd, std::optional<uid_t> uid)
+// Joins the cgroup whose cgroup.procs is `procs` (nullptr: stays where it is) with async-signal-safe calls only.
+bool join_cgroup(const char* procs)
 {
-	setpgid(0, 0);
+	if (!procs)
+		return true;
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, "0", 1) == 1;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+[[noreturn]] void child_exec(ExecArgs& ea, int out_fd, int err_fd, std::optional<uid_t> uid,
+			     const char* cgroup_procs = nullptr, bool new_session = false)
+{
+	if (new_session)
+		setsid();
+	else
+		setpgid(0, 0);
+	if (!join_cgroup(cgroup_procs))
+		_exit(125);
 	int devnull = open("/dev/null", O_RDONLY);
 	if (devnull >= 0)
 		dup2(devnull, 0);
@@ -224,9 +242,16 @@ void Workload::kill_all()
 
 bool Workload::start(const std::string& name, const std::vector<std::string>& args, std::chrono::milliseconds timeout)
 {
+	return start(name, args, StartOptions{.timeout = timeout});
+}
+
+bool Workload::start(const std::string& name, const std::vector<std::string>& args, const StartOptions& opt)
+{
+	std::chrono::milliseconds timeout = opt.timeout;
 	std::vector<std::string> argv{workload_path(name)};
 	argv.insert(argv.end(), args.begin(), args.end());
 	ExecArgs ea(argv, {});
+	std::string procs = opt.cgroup_dir.empty() ? "" : opt.cgroup_dir + "/cgroup.procs";
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		error_ = std::string("pipe: ") + strerror(errno);
@@ -234,14 +259,15 @@ bool Workload::start(const std::string& name, const std::vector<std::string>& ar
 	}
 	pid_ = fork();
 	if (pid_ == 0)
-		child_exec(ea, p[1], -1, std::nullopt);
+		child_exec(ea, p[1], -1, std::nullopt, procs.empty() ? nullptr : procs.c_str(), opt.new_session);
 	close(p[1]);
 	out_ = p[0];
 	if (pid_ < 0) {
 		error_ = std::string("fork: ") + strerror(errno);
 		return false;
 	}
-	setpgid(pid_, pid_);  // also in the child: whichever runs first
+	if (!opt.new_session)
+		setpgid(pid_, pid_);  // also in the child: whichever runs first (a group leader could not setsid)
 	pidfd_ = sys_pidfd_open(pid_);
 	std::string line;
 	if (!read_line(line, timeout)) {
@@ -367,6 +393,7 @@ bool Command::start(const std::vector<std::string>& argv, const RunOptions& opt)
 {
 	opt_ = opt;
 	ExecArgs ea(argv, opt.env);
+	std::string procs = opt.cgroup_dir.empty() ? "" : opt.cgroup_dir + "/cgroup.procs";
 	int o[2], e[2];
 	if (pipe2(o, O_CLOEXEC) < 0)
 		return false;
@@ -378,7 +405,7 @@ bool Command::start(const std::vector<std::string>& argv, const RunOptions& opt)
 	started_ = Clock::now();
 	pid_ = fork();
 	if (pid_ == 0)
-		child_exec(ea, o[1], e[1], opt.uid);
+		child_exec(ea, o[1], e[1], opt.uid, procs.empty() ? nullptr : procs.c_str());
 	close(o[1]);
 	close(e[1]);
 	out_ = o[0];
@@ -713,6 +740,11 @@ std::optional<std::string> xxh3_file(const fs::path& p)
 
 testing::AssertionResult validates(const fs::path& image_dir)
 {
+	return validates(std::vector<fs::path>{image_dir});
+}
+
+testing::AssertionResult validates(const std::vector<fs::path>& image_dirs)
+{
 	std::string script = source_dir() + "/tests/tools/validate_image.py";
 	if (access(script.c_str(), R_OK) != 0) {
 		if (ci())
@@ -720,10 +752,16 @@ testing::AssertionResult validates(const fs::path& image_dir)
 		std::cerr << "[ NOTE     ] " << script << " is missing: schema validation skipped\n";
 		return testing::AssertionSuccess();
 	}
-	RunResult r = run({"/usr/bin/python3", script, image_dir.string()}, {.timeout = 120s});
+	std::vector<std::string> argv{"/usr/bin/python3", script};
+	for (const fs::path& d : image_dirs)
+		argv.push_back(d.string());
+	RunResult r = run(argv, {.timeout = 120s});
 	if (r.exit_code == 0)
 		return testing::AssertionSuccess();
-	return testing::AssertionFailure() << "validate_image.py " << image_dir << ": " << r.describe();
+	auto failure = testing::AssertionFailure() << "validate_image.py";
+	for (const fs::path& d : image_dirs)
+		failure << " " << d;
+	return failure << ": " << r.describe();
 }
 
 size_t count_lines(const std::string& s)

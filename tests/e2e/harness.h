@@ -54,6 +54,13 @@ std::optional<std::string> missing_requirement();
 
 // --- processes -------------------------------------------------------------------------------------------------------
 
+// Where and how a workload starts.
+struct StartOptions {
+	std::chrono::milliseconds timeout = 60s;
+	std::string cgroup_dir;    // a cgroup v2 directory the child joins before exec: what it forks is born there
+	bool new_session = false;  // it leads a session of its own (setsid), as a service or a container's init does
+};
+
 // A workload process in its own process group, with a pidfd; the destructor kills the whole group and reaps it.
 class Workload {
 public:
@@ -65,6 +72,7 @@ public:
 	// Starts `name` with `args`, waits for its READY line. On false, error() says why.
 	bool start(const std::string& name, const std::vector<std::string>& args = {},
 		   std::chrono::milliseconds timeout = 60s);
+	bool start(const std::string& name, const std::vector<std::string>& args, const StartOptions& opt);
 	// Sends SIGUSR1, reads the verdict line and waits for the exit. Returns the line ("PASS", "FAIL why", or a
 	// description of what went wrong instead).
 	std::string verify(std::chrono::milliseconds timeout = 30s);
@@ -109,6 +117,7 @@ private:
 struct RunOptions {
 	std::vector<std::pair<std::string, std::string>> env;  // added to the environment
 	std::optional<uid_t> uid;                             // drop to this uid/gid (no groups) before exec
+	std::string cgroup_dir;                               // a cgroup v2 directory to join before exec
 	std::chrono::milliseconds timeout = 180s;
 };
 
@@ -228,6 +237,8 @@ std::string xxh3_hex(const void* data, size_t size);
 std::optional<std::string> xxh3_file(const fs::path& p);  // of the whole file
 // Runs tests/tools/validate_image.py on the image. Missing script: a skip locally, a failure under CI=true.
 testing::AssertionResult validates(const fs::path& image_dir);
+// Several images in one run of the script (Python's start-up is paid once).
+testing::AssertionResult validates(const std::vector<fs::path>& image_dirs);
 
 // Non-empty lines in `s` (an error report must be exactly one).
 size_t count_lines(const std::string& s);

@@ -888,6 +888,12 @@ json normalize(json j)
 {
 	j.erase("created");  // when each dump ran
 	j.erase("tool");     // same binary, but not what this test is about
+	j.erase("id");       // every dump names its image afresh
+	j.erase("chain");    // show's view of the image's own place (its directory, its id)
+	for (auto& p : j.at("processes")) {
+		p.erase("start_time");  // a restored process is a new task, started at restore
+		p.erase("mm_key");      // and a new address space
+	}
 	for (auto& b : j.at("blobs")) {
 		// Page blobs hold the counter and the stack that keep changing; thread blobs hold registers.
 		b.erase("size");

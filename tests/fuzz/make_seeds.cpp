@@ -24,6 +24,7 @@ Image base_image()
 	img.created = "2025-01-01T00:00:00Z";
 	img.host = {"6.1.0", "x86_64", "seed", kPageSize, 0x7, 832, {"sse2"}};
 	img.target = {"pid_tree", 100, "", false};
+	img.id = "5eed5eed5eed5eed5eed5eed5eed5eed";
 	return img;
 }
 
@@ -165,6 +166,29 @@ Image tight()
 	return img;
 }
 
+// An incremental image: a parent, a vma that inherits with zero runs between and around its own pages (one flush
+// against the vma's end), a process identity for the chain link, and a vma that does not inherit.
+Image incremental()
+{
+	Image img = base_image();
+	img.parent = "../20250101T000000.000Z";
+	img.parent_id = "0123456789abcdef0123456789abcdef";
+	Process p = process(100, 1);
+	p.start_time = 4200000000;
+	p.mm_key = 0xffff888001234000;
+	p.threads = {thread(100, "t.bin", 0)};
+	Vma heap = vma(0x600000, 0x610000, "heap", {{0x601000, 2, 0}, {0x608000, 1, 8192}});
+	heap.inherit = true;
+	heap.zero = {{0x600000, 1}, {0x603000, 3}, {0x60f000, 1}};
+	Vma stack = vma(0x7ffd00000000, 0x7ffd00021000, "stack", {{0x7ffd00020000, 1, 12288}});
+	stack.inherit = true;
+	p.vmas = {heap, vma(0x7f0000000000, 0x7f0000001000, "anon"), stack};
+	p.pages_blob = "p.bin";
+	img.processes = {p};
+	img.blobs = {{"t.bin", 1344, kSum}, {"p.bin", 16384, kSum}};
+	return img;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -179,7 +203,8 @@ int main(int argc, char** argv)
 		Image img;
 	};
 	for (const Seed& s : {Seed{"minimal.json", minimal()}, Seed{"two_processes.json", two_processes()},
-			      Seed{"pipes.json", pipes()}, Seed{"tight.json", tight()}}) {
+			      Seed{"pipes.json", pipes()}, Seed{"tight.json", tight()},
+			      Seed{"incremental.json", incremental()}}) {
 		BlobSizes sizes;
 		for (const Blob& b : s.img.blobs)
 			sizes[b.name] = b.size;

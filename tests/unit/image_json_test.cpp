@@ -62,6 +62,8 @@ Process make_process(uint32_t pid, uint32_t ppid, const std::string& pages_blob)
 	p.personality = 0;
 	p.umask = 022;
 	p.cgroup_id = 4242;
+	p.start_time = 123456789012345;
+	p.mm_key = 0xffff888012345678;
 	p.creds = {1000, 1000, 1000, 1000, 100, 100, 100, 100, 0, 0x1ff, 0x1ff, ~0ull >> 23, 0, 0};
 	p.rlimits = {{"nofile", 1024, 4096}, {"stack", 8 << 20, ~0ull}};
 	p.sigactions = {{10, 0x401200, 0x04000000, 0x401300, 1ull << 11}};
@@ -82,6 +84,8 @@ Process make_process(uint32_t pid, uint32_t ppid, const std::string& pages_blob)
 	heap.kind = "heap";
 	heap.path = "[heap]";
 	heap.pages = {{0x602000, 2, 16384}, {0x610000, 1, 24576}};
+	heap.inherit = true;
+	heap.zero = {{0x604000, 3}, {0x620000, 1}};
 
 	Vma file;
 	file.start = 0x400000;
@@ -120,7 +124,9 @@ Image make_image()
 	img.created = "2025-01-02T03:04:05Z";
 	img.host = {"6.18.0", "x86_64", "box", 4096, 0xe7, 2432, {"avx2", "avx512f"}};
 	img.target = {"pid_tree", 100, "", true};
+	img.id = "00112233445566778899aabbccddeeff";
 	img.parent = "../img-0";
+	img.parent_id = "ffeeddccbbaa99887766554433221100";
 	img.processes = {make_process(100, 1, "pages-100.bin"), make_process(200, 100, "pages-200.bin")};
 
 	File reg;
@@ -232,6 +238,8 @@ TEST(ImageJson, RoundTripKeepsEveryField)
 	EXPECT_EQ(b->tool_version, "0.1.0");
 	EXPECT_EQ(b->created, a.created);
 	EXPECT_EQ(b->parent, a.parent);
+	EXPECT_EQ(b->id, a.id);
+	EXPECT_EQ(b->parent_id, a.parent_id);
 	EXPECT_EQ(b->host.xcr0, 0xe7u);
 	EXPECT_EQ(b->host.cpu_flags, a.host.cpu_flags);
 	EXPECT_TRUE(b->target.leave_running);
@@ -240,6 +248,8 @@ TEST(ImageJson, RoundTripKeepsEveryField)
 	EXPECT_EQ(p.pid, 200u);
 	EXPECT_EQ(p.ppid, 100u);
 	EXPECT_EQ(p.creds.cap_bset, ~0ull >> 23);
+	EXPECT_EQ(p.start_time, 123456789012345u);
+	EXPECT_EQ(p.mm_key, 0xffff888012345678u);  // all 64 bits
 	EXPECT_EQ(p.rlimits[1].max, ~0ull);  // RLIM_INFINITY needs all 64 bits
 	EXPECT_EQ(p.mm.auxv, a.processes[1].mm.auxv);
 	ASSERT_EQ(p.threads.size(), 2u);
@@ -253,6 +263,11 @@ TEST(ImageJson, RoundTripKeepsEveryField)
 	EXPECT_EQ(p.vmas[0].mtime_nsec, 123456789u);
 	ASSERT_EQ(p.vmas[1].pages.size(), 2u);
 	EXPECT_EQ(p.vmas[1].pages[1].blob_offset, 24576u);
+	EXPECT_TRUE(p.vmas[1].inherit);
+	EXPECT_FALSE(p.vmas[0].inherit);
+	ASSERT_EQ(p.vmas[1].zero.size(), 2u);
+	EXPECT_EQ(p.vmas[1].zero[1].start, 0x620000u);
+	EXPECT_EQ(p.vmas[1].zero[0].npages, 3u);
 	EXPECT_EQ(p.vmas[2].shmem, std::optional<uint32_t>(1));
 	EXPECT_EQ(p.fds[2].file, 2u);
 	EXPECT_TRUE(p.fds[2].cloexec);
@@ -273,6 +288,7 @@ TEST(ImageJson, OptionalKeysAreAbsentNotNull)
 {
 	Image a = make_image();
 	a.parent.reset();
+	a.parent_id.clear();
 	json j = to_json_value(a);
 	EXPECT_FALSE(j.contains("parent"));
 	EXPECT_FALSE(j["processes"][0]["vmas"][0].contains("shmem"));
@@ -309,6 +325,26 @@ TEST(ImageJson, ParseIndexRejectsBadInput)
 	j = to_json_value(make_image());
 	j["files"][1]["pipe"] = "31337";
 	expect_bad_image(j.dump(), "string in an optional number");
+
+	j = to_json_value(make_image());
+	j["processes"][0]["vmas"][1].erase("inherit");
+	expect_bad_image(j.dump(), "missing inherit");
+
+	j = to_json_value(make_image());
+	j["processes"][0]["vmas"][1]["zero"][0]["blob_offset"] = 0;
+	expect_bad_image(j.dump(), "a zero run with a blob offset");
+
+	j = to_json_value(make_image());
+	j["processes"][0]["vmas"][1]["inherit"] = 1;
+	expect_bad_image(j.dump(), "a number for inherit");
+
+	j = to_json_value(make_image());
+	j.erase("parent_id");
+	expect_bad_image(j.dump(), "missing parent_id");
+
+	j = to_json_value(make_image());
+	j["processes"][0]["start_time"] = -1;
+	expect_bad_image(j.dump(), "negative start_time");
 }
 
 TEST(ImageJson, WrittenIndexValidatesAgainstSchema)
@@ -322,6 +358,7 @@ TEST(ImageJson, WrittenIndexValidatesAgainstSchema)
 	empty.tool_version = "0.1.0";
 	empty.created = "2025-01-02T03:04:05Z";
 	empty.target = {"cgroup", 0, "/sys/fs/cgroup/unified/job", false};
+	empty.id = "0123456789abcdef0123456789abcdef";
 	write_index(tmp.path() / "empty", to_json_value(empty));
 
 	Validation v = validate({tmp.path() / "full", tmp.path() / "empty"});
@@ -351,6 +388,15 @@ TEST(ImageJson, SchemaRejectsMutations)
 		{"unaligned page run", [](json& j) { j["processes"][0]["vmas"][1]["pages"][0]["blob_offset"] = 100; }},
 		{"wrong format_version", [](json& j) { j["format_version"] = 2; }},
 		{"null parent", [](json& j) { j["parent"] = nullptr; }},
+		{"upper-case id", [](json& j) { j["id"] = "00112233445566778899AABBCCDDEEFF"; }},
+		{"missing id", [](json& j) { j.erase("id"); }},
+		{"parent without parent_id", [](json& j) { j["parent_id"] = ""; }},
+		{"parent_id without parent", [](json& j) { j.erase("parent"); }},
+		{"unknown key in a zero run", [](json& j) { j["processes"][0]["vmas"][1]["zero"][0]["blob_offset"] = 0; }},
+		{"unaligned zero run", [](json& j) { j["processes"][0]["vmas"][1]["zero"][0]["start"] = 0x604001; }},
+		{"empty zero run", [](json& j) { j["processes"][0]["vmas"][1]["zero"][0]["npages"] = 0; }},
+		{"inherit not a boolean", [](json& j) { j["processes"][0]["vmas"][1]["inherit"] = 1; }},
+		{"missing mm_key", [](json& j) { j["processes"][1].erase("mm_key"); }},
 	};
 	std::vector<std::filesystem::path> dirs;
 	for (const auto& [what, mutate] : mutations) {

@@ -136,6 +136,7 @@ protected:
 		img.created = "2025-01-02T03:04:05Z";
 		img.host = {"6.1.0", "x86_64", "host", kPageSize, 0x7, 2432, {"avx2"}};
 		img.target = {"pid_tree", 100, "", false};
+		img.id = "0123456789abcdef0123456789abcdef";
 		img.processes = {leader, child, zombie};
 
 		File null{0, "chardev", "/dev/null"};
@@ -211,6 +212,7 @@ TEST_F(ValidateTest, ValidImageLoads)
 TEST_F(ValidateTest, ParentMayNameASibling)
 {
 	img_.parent = "../snap-0001";
+	img_.parent_id = "fedcba9876543210fedcba9876543210";
 	write_index(img_);
 	auto r = load_image(dir_);
 	EXPECT_TRUE(r) << r.error().describe();
@@ -545,6 +547,53 @@ TEST_F(ValidateTest, InvariantsOracle)
 	img = img_;
 	img.shmem[0].pages[1].npages = 3;
 	EXPECT_FALSE(image_invariants_hold(img, sizes));
+	img = img_;
+	img.processes[0].vmas[1].zero = {{kHeap + 0xf000, 2}};  // one page past the heap's end
+	EXPECT_FALSE(image_invariants_hold(img, sizes));
+}
+
+// Incremental images (/work/notes/incremental.md): ids, and inherit/zero on vmas.
+TEST_F(ValidateTest, ImageIds)
+{
+	img_.id = "0123456789ABCDEF0123456789ABCDEF";
+	EXPECT_MENTIONS(refused(img_), "id \"0123456789ABCDEF0123456789ABCDEF\": not 32 lower-case hex digits");
+	img_.id = "0123456789abcdef";
+	EXPECT_MENTIONS(refused(img_), "not 32 lower-case hex digits");
+	img_.id = "0123456789abcdef0123456789abcdef";
+	img_.parent_id = "fedcba9876543210fedcba9876543210";
+	EXPECT_MENTIONS(refused(img_), "parent_id fedcba9876543210fedcba9876543210: set, but the image has no parent");
+	img_.parent = "../full";
+	img_.parent_id = "";
+	EXPECT_MENTIONS(refused(img_), "parent_id \"\": not 32 lower-case hex digits");
+}
+
+TEST_F(ValidateTest, InheritAndZeroRuns)
+{
+	Vma& heap = img_.processes[0].vmas[1];  // pages at +0 (2 pages) and +0x5000 (1 page), end +0x10000
+	heap.inherit = true;
+	EXPECT_MENTIONS(refused(img_), "pid 100: vma 600000-610000: inherits, but the image has no parent");
+
+	img_.parent = "../full";
+	img_.parent_id = "fedcba9876543210fedcba9876543210";
+	heap.zero = {{kHeap + 0x2000, 3}, {kHeap + 0x6000, 10}};
+	write_index(img_);
+	auto ok = load_image(dir_);
+	EXPECT_TRUE(ok) << ok.error().describe();
+
+	heap.zero = {{kHeap + 0x4000, 2}};
+	EXPECT_MENTIONS(refused(img_), "pid 100: vma 600000-610000: zero run 604000+2: overlaps page run 605000+1");
+	heap.zero = {{kHeap + 0x6000, 1}, {kHeap + 0x3000, 1}};
+	EXPECT_MENTIONS(refused(img_), "zero run 603000+1: overlaps or precedes the run before it");
+	heap.zero = {{kHeap + 0xf000, 2}};
+	EXPECT_MENTIONS(refused(img_), "zero run 60f000+2: outside 600000-610000");
+	heap.zero = {{kHeap + 0x2800, 1}};
+	EXPECT_MENTIONS(refused(img_), "zero run 602800+1: start not page-aligned");
+	heap.zero = {{kHeap + 0x2000, 0}};
+	EXPECT_MENTIONS(refused(img_), "zero run 602000+0: no pages");
+
+	heap.zero.clear();
+	img_.processes[0].vmas[2].inherit = true;  // the shared mapping
+	EXPECT_MENTIONS(refused(img_), "pid 100: vma 7f0000000000-7f0000004000: a shared or special mapping cannot inherit");
 }
 
 }  // namespace

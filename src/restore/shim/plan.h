@@ -41,11 +41,13 @@ struct shim_vma {
 #define SHIM_ADVICE_DONTFORK (1u << 3)
 #define SHIM_ADVICE_WIPEONFORK (1u << 4)
 
-/* Pages to copy from the process's page blob into memory. */
+/* Pages to copy into memory from a page blob: the process's own, or (incremental images) an older image's. */
 struct shim_run {
 	__u64 addr;
 	__u64 len;
 	__u64 blob_offset;
+	__s32 fd;         /* one of page_fds[] */
+	__u32 pad;
 };
 
 struct shim_thread {
@@ -98,9 +100,10 @@ struct shim_plan {
 	__u64 magic;
 	__u64 self_start;  /* the shim's own mapping: left alone, removed from outside at the end */
 	__u64 self_len;
-	__s32 pages_fd;
 	__s32 nr_close;    /* fds to close once mapped: close_fds[] */
 	__s32 close_fds[64];
+	__s32 pad;
+	__u64 nr_page_fds, page_fds_off;  /* __s32[]: the page blobs runs read from, closed once memory is filled */
 	__u64 nr_unmap, unmap_off;      /* struct shim_range[]: the restorer's own mappings */
 	__u64 nr_moves, moves_off;      /* struct shim_move[] */
 	__u64 nr_vmas, vmas_off;        /* struct shim_vma[] */

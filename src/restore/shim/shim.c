@@ -109,18 +109,27 @@ static void move_specials(struct shim_plan *p)
 	}
 }
 
-/* Copies pages from the blob into fresh anonymous (or private file) memory: populated in one call first, since
- * a first-touch fault costs 12-16 us on the machines this runs on, then filled with large reads. */
+/* Copies pages from the blobs into fresh anonymous (or private file) memory: populated in one call first, since
+ * a first-touch fault costs 12-16 us on the machines this runs on, then filled with large reads. Runs that touch
+ * (an incremental image's pages amid its parent's) are populated together; the holes between runs never are. */
 static void fill(struct shim_plan *p, struct shim_vma *v)
 {
 	struct shim_run *r = (struct shim_run *)at(p, p->runs_off) + v->first_run;
+	u64 populated = 0;
 
 	for (u64 i = 0; i < v->nr_runs; i++) {
 		u64 done = 0;
 
-		sys(NR_madvise, r[i].addr, r[i].len, MADV_POPULATE_WRITE);
+		if (r[i].addr >= populated) {
+			u64 end = r[i].addr + r[i].len;
+
+			for (u64 k = i + 1; k < v->nr_runs && r[k].addr == end; k++)
+				end += r[k].len;
+			sys(NR_madvise, r[i].addr, end - r[i].addr, MADV_POPULATE_WRITE);
+			populated = end;
+		}
 		while (done < r[i].len) {
-			long n = sys6(NR_pread64, p->pages_fd, (long)(r[i].addr + done), (long)(r[i].len - done),
+			long n = sys6(NR_pread64, r[i].fd, (long)(r[i].addr + done), (long)(r[i].len - done),
 				      (long)(r[i].blob_offset + done), 0, 0);
 			if (n == -EINTR)
 				continue;
@@ -331,7 +340,8 @@ void __attribute__((section(".text.entry"), used, noreturn)) shim_main(struct sh
 	set_mm(p);
 	if (p->mm.exe_fd >= 0)
 		sys(NR_close, p->mm.exe_fd, 0, 0);
-	sys(NR_close, p->pages_fd, 0, 0);
+	for (u64 i = 0; i < p->nr_page_fds; i++)
+		sys(NR_close, ((int *)at(p, p->page_fds_off))[i], 0, 0);
 	set_sigactions(p);
 	for (u64 i = 1; i < p->nr_threads; i++) {
 		long e = spawn_thread(p, &t[i]);

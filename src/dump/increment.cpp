@@ -1,0 +1,150 @@
+#include "dump/increment.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/fd.h"
+#include "common/log.h"
+#include "image/chain.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+// Private anonymous memory: what userfaultfd can write-protect (private file mappings it refuses).
+bool trackable(const image::Vma& v)
+{
+	return !v.shared && (v.kind == "anon" || v.kind == "heap" || v.kind == "stack") && has_private_pages(v);
+}
+
+const image::Vma* same_vma(const image::Process& parent, const image::Vma& v)
+{
+	auto it = std::find_if(parent.vmas.begin(), parent.vmas.end(), [&](const image::Vma& pv) {
+		return pv.start == v.start && pv.end == v.end && pv.kind == v.kind && !pv.shared;
+	});
+	return it == parent.vmas.end() ? nullptr : &*it;
+}
+
+Result<UniqueFd> open_pagemap(pid_t pid)
+{
+	UniqueFd fd(::open(fmt::format("/proc/{}/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open /proc/{}/pagemap", pid);
+	return fd;
+}
+
+}  // namespace
+
+Increment Increment::open(const std::string& prev_dir, const std::string& new_dir, bool track)
+{
+	Increment inc;
+	inc.track_ = track;
+	if (prev_dir.empty())
+		return inc;
+	auto chain = image::Chain::load(prev_dir, false);
+	if (!chain) {
+		log::warn("--prev-images-dir {}: not usable as a parent ({}); writing a full image", prev_dir,
+			  chain.error().describe());
+		return inc;
+	}
+	std::error_code ec;
+	auto here = std::filesystem::weakly_canonical(std::filesystem::absolute(new_dir), ec);
+	auto rel = std::filesystem::relative(chain->newest_dir(), here, ec);
+	if (ec || rel.empty()) {
+		log::warn("--prev-images-dir {}: no relative path from {}; writing a full image", prev_dir, new_dir);
+		return inc;
+	}
+	inc.parent_dir_rel_ = rel.string();
+	inc.parent_ = chain->newest();
+	return inc;
+}
+
+Result<PageRanges> Increment::before_pages(image::Process& p, pid_t tid, uint64_t syscall_addr)
+{
+	TrackedProcess who{pid_t(p.pid), p.start_time, p.mm_key};
+	std::optional<MemTracker> tracker = BCK_TRY(MemTracker::attach(who));
+	if (!tracker && track_) {
+		if (!syscall_addr)
+			return fail(ExitCode::unsupported, "pid {}: no [vdso] to run userfaultfd() through: --track-mem "
+				    "cannot arm tracking", p.pid);
+		tracker = BCK_TRY(MemTracker::create(who, tid, syscall_addr));
+	}
+	if (!tracker)
+		return PageRanges{};
+	const image::Process* parent = nullptr;
+	if (parent_) {
+		auto it = std::find_if(parent_->processes.begin(), parent_->processes.end(), [&](const image::Process& q) {
+			return q.pid == p.pid && q.start_time == p.start_time && q.mm_key == p.mm_key;
+		});
+		if (it == parent_->processes.end())
+			log::warn("pid {}: not in the parent image as the same process and address space; saved whole", p.pid);
+		else if (tracker->last_image() != parent_->id)
+			log::warn("pid {}: its write tracking is not relative to the parent image (last tracked image: {}); "
+				  "saved whole", p.pid, tracker->last_image().empty() ? "none" : tracker->last_image());
+		else
+			parent = &*it;
+	}
+	// From the first reset on, only this dump's image will be a valid parent.
+	BCK_CHECK(tracker->forget_last_image());
+	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
+	PageRanges chosen;
+	for (size_t i = 0; i < p.vmas.size(); i++) {
+		image::Vma& v = p.vmas[i];
+		if (!parent || !trackable(v) || !same_vma(*parent, v))
+			continue;
+		auto written = BCK_TRY(tracker->take_written(pagemap.get(), v.start, v.end));
+		if (!written)
+			continue;  // the registration was lost (mremap): saved whole, registered again after
+		v.inherit = true;
+		inherited_++;
+		auto& ranges = chosen[i];
+		for (const WrittenRun& w : *written) {
+			if (w.present)
+				ranges.emplace_back(w.start, w.end);
+			else
+				v.zero.push_back({w.start, (w.end - w.start) / image::kPageSize});
+		}
+	}
+	trackers_.emplace(pid_t(p.pid), std::move(*tracker));
+	return chosen;
+}
+
+Status Increment::after_pages(const image::Process& p)
+{
+	auto it = trackers_.find(pid_t(p.pid));
+	if (it == trackers_.end() || !track_)
+		return {};
+	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
+	for (const image::Vma& v : p.vmas) {
+		if (v.inherit || !trackable(v))
+			continue;
+		if (!BCK_TRY(it->second.track(v.start, v.end)))
+			continue;
+		BCK_TRY(it->second.take_written(pagemap.get(), v.start, v.end));  // the reset: all marks cleared
+	}
+	return {};
+}
+
+void Increment::link(image::Image& img) const
+{
+	if (!inherited_ || !parent_)
+		return;
+	img.parent = parent_dir_rel_;
+	img.parent_id = parent_->id;
+}
+
+Status Increment::commit(const std::string& image_id)
+{
+	for (auto& [pid, tracker] : trackers_) {
+		if (track_)
+			BCK_CHECK(tracker.keep(image_id));
+		else
+			BCK_TRY(untrack(pid));
+	}
+	return {};
+}
+
+}  // namespace bpfckpt::dump

@@ -1,0 +1,50 @@
+// Incremental dumps (`--prev-images-dir`) and write tracking (`--track-mem`), per process, while it is frozen.
+// A vma inherits from the parent image when the parent has the same process (pid, start time, address space) with
+// a vma of the same range and kind, and the process's tracker was last reset by exactly that image: then only the
+// pages written since are saved (written-then-dropped ones as zero runs). Everything else is saved whole. The
+// format is image/chain.h's: Vma::inherit, Vma::zero, Image::parent/parent_id.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "dump/memory.h"
+#include "dump/track.h"
+#include "image/model.h"
+
+namespace bpfckpt::dump {
+
+class Increment {
+public:
+	// prev_dir: the parent image ("" for none). An unusable parent (missing, corrupt, of another tree) is no
+	// error: the dump warns and writes a full image.
+	static Increment open(const std::string& prev_dir, const std::string& new_dir, bool track);
+
+	// Before p's pages are saved: attaches or creates its tracker, marks the vmas that inherit and their zero
+	// runs, and returns the written ranges to save for them (the marks are reset in the same scan).
+	// `tid`/`syscall_addr`: where a new tracker's userfaultfd() is injected.
+	Result<PageRanges> before_pages(image::Process& p, pid_t tid, uint64_t syscall_addr);
+	// After p's pages are saved: the vmas saved whole are registered (if new) and their marks reset, so the next
+	// dump is relative to this one.
+	Status after_pages(const image::Process& p);
+	// The parent link for the image: set only when some vma inherits.
+	void link(image::Image& img) const;
+	// After the image is committed: the trackers are kept with its id, or ended when not tracking.
+	Status commit(const std::string& image_id);
+
+	uint64_t inherited_vmas() const { return inherited_; }
+
+private:
+	std::string parent_dir_rel_;
+	std::optional<image::Image> parent_;
+	bool track_ = false;
+	uint64_t inherited_ = 0;
+	std::map<pid_t, MemTracker> trackers_;
+};
+
+}  // namespace bpfckpt::dump

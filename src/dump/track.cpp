@@ -1,0 +1,259 @@
+#include "dump/track.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "bpfckpt/compat.h"
+#include "common/fs.h"
+#include "common/ptrace_syscall.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+constexpr const char* kTrackDir = "/run/bpfckpt/track";
+constexpr const char* kKeeperName = "bpfckpt-keeper";
+constexpr int kKeeperUffd = 3;    // where the keeper holds the userfaultfd
+constexpr int kKeeperTarget = 4;  // and the target's pidfd, to exit with it
+constexpr size_t kScanRegions = 4096;
+
+std::string record_path(pid_t pid) { return fmt::format("{}/{}", kTrackDir, pid); }
+
+// What /run/bpfckpt/track/<pid> holds: the tracked process's identity and its keeper.
+struct Record {
+	TrackedProcess who;
+	pid_t keeper = 0;
+	std::string image;  // the image the marks are relative to; "-" in the file when none
+};
+
+std::optional<Record> read_record(pid_t pid)
+{
+	auto text = read_file(record_path(pid));
+	if (!text)
+		return std::nullopt;
+	Record r;
+	unsigned long long start = 0, mm = 0;
+	char image[64] = "";
+	if (sscanf(text->c_str(), "%d %llu %llu %d %63s", &r.who.pid, &start, &mm, &r.keeper, image) != 5 ||
+	    r.who.pid != pid)
+		return std::nullopt;
+	r.who.start_time = start;
+	r.who.mm_key = mm;
+	r.image = strcmp(image, "-") == 0 ? "" : image;
+	return r;
+}
+
+bool is_keeper(pid_t pid)
+{
+	auto comm = read_file(fmt::format("/proc/{}/comm", pid));
+	return pid > 0 && comm && comm->rfind(kKeeperName, 0) == 0;
+}
+
+int pidfd_open(pid_t pid) { return int(syscall(SYS_pidfd_open, pid, 0)); }
+
+// The keeper: holds the userfaultfd, and nothing else, until the target exits or it is told to go (SIGTERM).
+[[noreturn]] void keeper_main(int uffd, int target_pidfd)
+{
+	if (dup2(uffd, kKeeperUffd) < 0 || dup2(target_pidfd, kKeeperTarget) < 0)
+		_exit(1);
+	close_range(kKeeperTarget + 1, ~0u, 0);
+	int null = open("/dev/null", O_RDWR);
+	for (int fd : {0, 1, 2})
+		dup2(null, fd);
+	close(null);
+	prctl(PR_SET_NAME, kKeeperName);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, nullptr);
+	for (;;) {
+		pollfd p{kKeeperTarget, POLLIN, 0};
+		if (poll(&p, 1, -1) > 0)
+			_exit(0);  // the target exited
+	}
+}
+
+// Started twice removed (fork, setsid, fork): the keeper is nobody's child that anyone waits for, and in no
+// process tree bpfckpt dumps.
+Result<pid_t> start_keeper(int uffd, pid_t target)
+{
+	UniqueFd pidfd(pidfd_open(target));
+	if (!pidfd)
+		return fail_sys(errno, "pid {}: pidfd_open", target);
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) != 0)
+		return fail_sys(errno, "pipe2");
+	pid_t mid = fork();
+	if (mid < 0)
+		return fail_sys(errno, "fork a keeper");
+	if (mid == 0) {
+		setsid();
+		pid_t k = fork();
+		if (k == 0)
+			keeper_main(uffd, pidfd.get());
+		(void)!write(report[1], &k, sizeof(k));
+		_exit(k > 0 ? 0 : 1);
+	}
+	close(report[1]);
+	pid_t keeper = -1;
+	ssize_t n = read(report[0], &keeper, sizeof(keeper));
+	close(report[0]);
+	waitpid(mid, nullptr, 0);
+	if (n != sizeof(keeper) || keeper <= 0)
+		return fail(ExitCode::failure, "pid {}: could not start the tracking keeper", target);
+	return keeper;
+}
+
+Status write_record(const Record& r)
+{
+	::mkdir("/run/bpfckpt", 0700);
+	if (::mkdir(kTrackDir, 0700) != 0 && errno != EEXIST)
+		return fail_sys(errno, "create {}", kTrackDir);
+	return write_file(record_path(r.who.pid),
+			  fmt::format("{} {} {} {} {}\n", r.who.pid, r.who.start_time, r.who.mm_key, r.keeper,
+				      r.image.empty() ? "-" : r.image),
+			  0600);
+}
+
+void end_keeper(const Record& r)
+{
+	if (is_keeper(r.keeper))
+		kill(r.keeper, SIGTERM);
+	::unlink(record_path(r.who.pid).c_str());
+}
+
+Status uffd_api(int uffd)
+{
+	uffdio_api api{};
+	api.api = UFFD_API;
+	api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+	if (ioctl(uffd, UFFDIO_API, &api) != 0)
+		return fail_sys(errno, "UFFDIO_API WP_ASYNC|WP_UNPOPULATED (Linux 6.7+)");
+	return {};
+}
+
+}  // namespace
+
+Result<std::optional<MemTracker>> MemTracker::attach(const TrackedProcess& who)
+{
+	std::optional<Record> r = read_record(who.pid);
+	if (!r)
+		return std::nullopt;
+	if (r->who.start_time != who.start_time || r->who.mm_key != who.mm_key || !is_keeper(r->keeper)) {
+		end_keeper(*r);  // another incarnation's, or its address space is gone (exec)
+		return std::nullopt;
+	}
+	UniqueFd kpid(pidfd_open(r->keeper));
+	if (!kpid)
+		return fail_sys(errno, "pid {}: open its tracking keeper {}", who.pid, r->keeper);
+	UniqueFd uffd(int(syscall(SYS_pidfd_getfd, kpid.get(), kKeeperUffd, 0)));
+	if (!uffd)
+		return fail_sys(errno, "pid {}: take the userfaultfd from keeper {}", who.pid, r->keeper);
+	return MemTracker(who, std::move(uffd), r->keeper, r->image);
+}
+
+Result<MemTracker> MemTracker::create(const TrackedProcess& who, pid_t tid, uint64_t syscall_addr)
+{
+	// User-mode-only: allowed without privilege in the target; WP_ASYNC never asks anyone, so kernel-mode
+	// writes are tracked all the same.
+	int64_t remote = BCK_TRY(inject_syscall(tid, syscall_addr, SYS_userfaultfd,
+						{O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY}));
+	if (remote < 0)
+		return fail_errno(ExitCode::kernel, int(-remote), "pid {}: userfaultfd() in the target", who.pid);
+	UniqueFd target(pidfd_open(who.pid));
+	int taken = target ? int(syscall(SYS_pidfd_getfd, target.get(), int(remote), 0)) : -1;
+	int err = errno;
+	// The target's own copy goes at once: its fd table is as it was.
+	BCK_TRY(inject_syscall(tid, syscall_addr, SYS_close, {uint64_t(remote)}));
+	if (taken < 0)
+		return fail_sys(err, "pid {}: take its userfaultfd", who.pid);
+	UniqueFd uffd(taken);
+	BCK_CHECK(uffd_api(uffd.get()));
+	return MemTracker(who, std::move(uffd), 0, "");
+}
+
+Result<bool> MemTracker::track(uint64_t start, uint64_t end)
+{
+	uffdio_register reg{};
+	reg.range.start = start;
+	reg.range.len = end - start;
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	if (ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) == 0)
+		return true;
+	if (errno == EINVAL)
+		return false;
+	if (errno == EBUSY)
+		return fail(ExitCode::target_busy, "pid {}: {:x}-{:x} is registered with another userfaultfd "
+			    "(the process uses userfaultfd itself): cannot track it", who_.pid, start, end);
+	return fail_sys(errno, "pid {}: UFFDIO_REGISTER {:x}-{:x}", who_.pid, start, end);
+}
+
+Result<std::optional<std::vector<WrittenRun>>> MemTracker::take_written(int pagemap, uint64_t start, uint64_t end)
+{
+	std::vector<WrittenRun> out;
+	std::vector<page_region> regions(kScanRegions);
+	for (uint64_t at = start; at < end;) {
+		pm_scan_arg arg{};
+		arg.size = sizeof(arg);
+		arg.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+		arg.start = at;
+		arg.end = end;
+		arg.vec = reinterpret_cast<uint64_t>(regions.data());
+		arg.vec_len = regions.size();
+		arg.category_mask = PAGE_IS_WRITTEN;
+		arg.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+		long n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
+		if (n < 0 && errno == EPERM)
+			return std::nullopt;  // not registered WP_ASYNC (any more): mremap loses the registration
+		if (n < 0)
+			return fail_sys(errno, "pid {}: PAGEMAP_SCAN written {:x}-{:x}", who_.pid, at, end);
+		for (long i = 0; i < n; i++) {
+			bool present = regions[i].categories & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED);
+			if (!out.empty() && out.back().end == regions[i].start && out.back().present == present)
+				out.back().end = regions[i].end;
+			else
+				out.push_back({regions[i].start, regions[i].end, present});
+		}
+		if (arg.walk_end <= at)
+			break;
+		at = arg.walk_end;
+	}
+	return out;
+}
+
+Status MemTracker::forget_last_image()
+{
+	last_image_.clear();
+	return keeper_ ? write_record({who_, keeper_, ""}) : Status{};
+}
+
+Status MemTracker::keep(const std::string& image_id)
+{
+	if (!keeper_) {
+		if (std::optional<Record> old = read_record(who_.pid))
+			end_keeper(*old);
+		keeper_ = BCK_TRY(start_keeper(uffd_.get(), who_.pid));
+	}
+	last_image_ = image_id;
+	return write_record({who_, keeper_, image_id});
+}
+
+Result<bool> untrack(pid_t pid)
+{
+	std::optional<Record> r = read_record(pid);
+	if (!r)
+		return false;
+	end_keeper(*r);
+	return true;
+}
+
+}  // namespace bpfckpt::dump

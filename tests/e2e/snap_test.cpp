@@ -1,0 +1,1006 @@
+// Acceptance tests for `bpfckpt snap CGROUP` (issue #4): a whole cgroup v2 subtree is frozen by the kernel, saved,
+// then thawed (-R) or killed; `restore` puts every process back into its cgroup (the saved path or --cgroup); each
+// bad input gets its own exit code and one line; a cgroup bpfckpt froze is never left frozen.
+//
+// Each test makes its own cgroup under the cgroup2 mount (found as bpfckpt finds it, from /proc/self/mountinfo) with
+// a unique name; a guard thaws it, kills what is left in it and removes it on every path. Workloads join their
+// cgroup before exec (the harness writes to cgroup.procs in the child), so everything they fork is born there.
+//
+// How restored workloads are driven: `restore -d` runs with its stdout and stderr redirected to files. A workload's
+// stdout was a pipe to this test, outside the image ("external"), and restore hands external write ends its own
+// stdout, so the restored workloads write their verdicts into that file. Files, not pipes: under --pidns the
+// namespace's init is forked from bpfckpt and outlives it.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/cgroup.h"
+#include "common/exit_codes.h"
+#include "harness.h"
+
+namespace e2e {
+namespace {
+
+using bpfckpt::ExitCode;
+
+int code(ExitCode c) { return int(c); }
+
+std::string trimmed(std::string s)
+{
+	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+		s.pop_back();
+	return s;
+}
+
+bool write_control(const fs::path& file, const std::string& value)
+{
+	int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, value.data(), value.size()) == ssize_t(value.size());
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+// A "key value" line of a flat-keyed cgroup file (cgroup.events): -1 when missing.
+long events_key(const fs::path& dir, const std::string& key)
+{
+	std::istringstream in(read_file(dir / "cgroup.events").value_or(""));
+	std::string k;
+	long v;
+	while (in >> k >> v)
+		if (k == key)
+			return v;
+	return -1;
+}
+
+// The cgroup v2 path of a process as /proc shows it ("0::/path"), "" when it is gone.
+std::string cgroup_of(pid_t pid)
+{
+	std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/cgroup").value_or(""));
+	for (std::string line; std::getline(in, line);)
+		if (line.rfind("0::", 0) == 0)
+			return line.substr(3);
+	return "";
+}
+
+bool exists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+// Waits until none of `pids` exists, reaping those that are (or become, as orphans) our children. The PIDs of a
+// killed snap stay taken until their zombies are reaped; the test process is a child subreaper, so they are ours.
+testing::AssertionResult reap_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout = 10s)
+{
+	auto deadline = Clock::now() + timeout;
+	for (;;) {
+		std::vector<pid_t> left;
+		for (pid_t p : pids) {
+			int st;
+			waitpid(p, &st, WNOHANG | __WALL);
+			if (exists(p))
+				left.push_back(p);
+		}
+		if (left.empty())
+			return testing::AssertionSuccess();
+		if (Clock::now() > deadline) {
+			auto r = testing::AssertionFailure() << "PIDs still taken after " << timeout.count() << " ms:";
+			for (pid_t p : left)
+				r << " " << p << " (" << status_field(p, "State").value_or("gone") << ", PPid "
+				  << status_field(p, "PPid").value_or("?") << ")";
+			return r;
+		}
+		std::this_thread::sleep_for(5ms);
+	}
+}
+
+// A cgroup of one test, /<mount>/bpfckpt-e2e-<tag>-<our pid>-<n>. The destructor thaws it and everything below
+// it, kills what is left (cgroup.kill), reaps our zombie children (the processes in it are ours: we started them,
+// or they were orphaned to us, a child subreaper) and removes the directories, deepest first. Constructed with
+// create=false it only names a path (where a restore --cgroup will create it) and cleans up whatever is there.
+class TestCgroup {
+public:
+	explicit TestCgroup(const std::string& tag, bool create = true)
+	{
+		auto mount = bpfckpt::cgroup::v2_mount();
+		if (!mount) {
+			error_ = mount.error().describe();
+			return;
+		}
+		static int counter = 0;
+		mount_ = *mount;
+		path_ = fmt::format("/bpfckpt-e2e-{}-{}-{}", tag, getpid(), ++counter);
+		if (create && mkdir(dir().c_str(), 0755) != 0) {
+			error_ = fmt::format("mkdir {}: {}", dir(), strerror(errno));
+			path_.clear();
+		}
+	}
+	~TestCgroup() { destroy(); }
+	TestCgroup(const TestCgroup&) = delete;
+	TestCgroup& operator=(const TestCgroup&) = delete;
+
+	bool ok() const { return !path_.empty(); }
+	const std::string& error() const { return error_; }
+	const std::string& mount() const { return mount_; }
+	// Below the mount, as /proc/PID/cgroup shows it: "/bpfckpt-e2e-...", or ".../rel".
+	std::string path(const std::string& rel = "") const { return rel.empty() ? path_ : path_ + "/" + rel; }
+	std::string dir(const std::string& rel = "") const { return mount_ + path(rel); }
+
+	// mkdir -p of a child cgroup.
+	bool make(const std::string& rel) const
+	{
+		std::error_code ec;
+		fs::create_directories(dir(rel), ec);
+		return !ec;
+	}
+
+	// The cgroup and its descendants, parents first, relative to it ("" for itself).
+	std::vector<std::string> tree() const
+	{
+		std::vector<std::string> out;
+		std::error_code ec;
+		if (!fs::is_directory(dir(), ec))
+			return out;
+		out.push_back("");
+		for (auto it = fs::recursive_directory_iterator(dir(), ec); !ec && it != fs::recursive_directory_iterator();
+		     it.increment(ec))
+			if (it->is_directory())
+				out.push_back(fs::relative(it->path(), dir()).string());
+		std::sort(out.begin(), out.end());  // a parent sorts before its children
+		return out;
+	}
+
+	// cgroup.freeze of every cgroup in the tree that is not "0", for failure messages ("" when all are thawed).
+	std::string frozen_ones() const
+	{
+		std::string out;
+		for (const std::string& rel : tree()) {
+			std::string v = trimmed(read_file(dir(rel) + "/cgroup.freeze").value_or("?"));
+			long frozen = events_key(dir(rel), "frozen");
+			if (v != "0" || frozen != 0)
+				out += fmt::format(" {} (cgroup.freeze {}, frozen {})", path(rel), v, frozen);
+		}
+		return out;
+	}
+
+	bool populated() const { return events_key(dir(), "populated") == 1; }
+
+private:
+	void destroy()
+	{
+		std::error_code ec;
+		if (path_.empty() || !fs::is_directory(dir(), ec))
+			return;
+		std::vector<std::string> rels = tree();
+		for (const std::string& rel : rels)
+			write_control(dir(rel) + "/cgroup.freeze", "0");
+		write_control(dir() + "/cgroup.kill", "1");
+		auto deadline = Clock::now() + 10s;
+		while (populated() && Clock::now() < deadline)
+			std::this_thread::sleep_for(5ms);
+		reap_children(deadline);
+		for (auto it = rels.rbegin(); it != rels.rend(); ++it)
+			while (rmdir(dir(*it).c_str()) != 0 && errno == EBUSY && Clock::now() < deadline)
+				std::this_thread::sleep_for(10ms);
+	}
+
+	// Every zombie child of ours. The guard is declared first in a test, so it runs last: no other guard of the test
+	// is left to reap a child it knows.
+	static void reap_children(Clock::time_point deadline)
+	{
+		for (;;) {
+			int st;
+			pid_t r = waitpid(-1, &st, WNOHANG | __WALL);
+			if (r < 0 || (r == 0 && Clock::now() > deadline))
+				return;
+			if (r == 0)
+				std::this_thread::sleep_for(5ms);
+		}
+	}
+
+	std::string mount_, path_, error_;
+};
+
+#define ASSERT_CGROUP(cg) ASSERT_TRUE((cg).ok()) << "cannot create a test cgroup: " << (cg).error()
+
+// --- starting workloads in cgroups ----------------------------------------------------------------------------------
+
+struct Spec {
+	std::string workload;
+	std::vector<std::string> args;
+	std::string rel;  // the child cgroup it starts in, "" for the test's cgroup itself
+	int copies = 1;
+	bool new_session = false;
+};
+
+// Workloads started in a test's cgroups, with every PID they said they have and the cgroup each must be in.
+struct Fleet {
+	std::vector<std::unique_ptr<Workload>> workloads;
+	std::vector<pid_t> roots;                // the started processes: each gets SIGUSR1 and prints a verdict
+	std::map<pid_t, std::string> rel_of;     // every process of every workload -> its cgroup, relative
+	std::map<pid_t, std::string> name_of;    // every root -> its workload, for messages
+
+	std::vector<pid_t> pids() const
+	{
+		std::vector<pid_t> out;
+		for (auto& [p, rel] : rel_of)
+			out.push_back(p);
+		return out;
+	}
+};
+
+// The processes a READY line names: "pids" (tree), else "pid" and "child_pid" (dump_state).
+std::vector<pid_t> ready_pids(const json& ready)
+{
+	if (ready.contains("pids"))
+		return ready.at("pids").get<std::vector<pid_t>>();
+	std::vector<pid_t> out{ready.at("pid").get<pid_t>()};
+	if (ready.contains("child_pid"))
+		out.push_back(ready.at("child_pid").get<pid_t>());
+	return out;
+}
+
+testing::AssertionResult start_fleet(const TestCgroup& cg, const std::vector<Spec>& specs, const fs::path& scratch,
+				     Fleet& fleet)
+{
+	for (const Spec& s : specs) {
+		if (!cg.make(s.rel))
+			return testing::AssertionFailure() << "cannot create cgroup " << cg.dir(s.rel);
+		for (int i = 0; i < s.copies; i++) {
+			auto wl = std::make_unique<Workload>();
+			std::vector<std::string> args = s.args;
+			if (s.workload == "tree" || s.workload == "dump_state")
+				args.insert(args.end(), {"--dir", scratch.string()});
+			if (!wl->start(s.workload, args, {.cgroup_dir = cg.dir(s.rel), .new_session = s.new_session}))
+				return testing::AssertionFailure() << wl->error();
+			fleet.roots.push_back(wl->pid());
+			fleet.name_of[wl->pid()] = s.workload;
+			for (pid_t p : ready_pids(wl->ready()))
+				fleet.rel_of[p] = s.rel;
+			fleet.workloads.push_back(std::move(wl));
+		}
+	}
+	for (auto& [p, rel] : fleet.rel_of)
+		if (cgroup_of(p) != cg.path(rel))
+			return testing::AssertionFailure() << "pid " << p << " is in " << cgroup_of(p) << ", not "
+							   << cg.path(rel) << " (the harness did not move it)";
+	return testing::AssertionSuccess();
+}
+
+// 50 processes in three cgroups: six trees (5 processes each, sessions, groups, pipes with bytes in flight, files
+// at offsets, a shared file), five dump_state (2 each: memory, files, a pipe, a thread), five counter_mem and five
+// threads4 (4 worker threads on one mutex). The trees lead sessions of their own, as a service's main process does:
+// a tree left in the test's session would fail its own getsid() check after `restore --pidns`, because a session
+// whose leader is outside the new PID namespace has no number there (getsid() returns 0).
+const std::vector<Spec> kFifty = {
+	{"tree", {}, "", 2, true},
+	{"dump_state", {"--mem-mib", "2"}, "", 2},
+	{"threads4", {}, "", 2},
+	{"tree", {}, "a", 2, true},
+	{"dump_state", {"--mem-mib", "2"}, "a", 2},
+	{"counter_mem", {"--mem-mib", "2"}, "a", 3},
+	{"tree", {}, "b/c", 2, true},
+	{"dump_state", {"--mem-mib", "2"}, "b/c", 1},
+	{"counter_mem", {"--mem-mib", "2"}, "b/c", 2},
+	{"threads4", {}, "b/c", 3},
+};
+
+// --- running bpfckpt ------------------------------------------------------------------------------------------------
+
+std::vector<std::string> snap_args(const TestCgroup& cg, const fs::path& img, std::vector<std::string> extra = {})
+{
+	std::vector<std::string> a{"snap", cg.dir(), "-D", img.string()};
+	a.insert(a.end(), extra.begin(), extra.end());
+	return a;
+}
+
+// The last line of stdout that parses as a JSON object (the --json summary).
+std::optional<json> last_json(const std::string& out)
+{
+	std::optional<json> found;
+	std::istringstream in(out);
+	for (std::string line; std::getline(in, line);) {
+		json j = json::parse(line, nullptr, false);
+		if (!j.is_discarded() && j.is_object())
+			found = j;
+	}
+	return found;
+}
+
+// `bpfckpt restore -D img -d ARGS` with stdout and stderr into files under `dir` (the verdicts of the restored
+// workloads arrive in the stdout file); err of the result is the stderr file.
+RunResult restore_detached(const fs::path& img, const fs::path& dir, const std::vector<std::string>& extra)
+{
+	std::vector<std::string> argv{"/bin/sh", "-c", "out=$1; err=$2; shift 2; exec \"$@\" >\"$out\" 2>\"$err\"",
+				      "sh", (dir / "restore.out").string(), (dir / "restore.err").string(),
+				      bpfckpt_bin(), "restore", "-D", img.string(), "-d"};
+	argv.insert(argv.end(), extra.begin(), extra.end());
+	RunResult r = run(argv);
+	r.err += read_file(dir / "restore.err").value_or("");
+	return r;
+}
+
+// Lines appended to a file by processes we do not wait for.
+class FileLines {
+public:
+	explicit FileLines(fs::path p) : path_(std::move(p)) {}
+
+	std::optional<std::string> next(std::chrono::milliseconds timeout)
+	{
+		auto deadline = Clock::now() + timeout;
+		for (;;) {
+			std::string all = read_file(path_).value_or("");
+			size_t nl = all.find('\n', used_);
+			if (nl != std::string::npos) {
+				std::string line = all.substr(used_, nl - used_);
+				used_ = nl + 1;
+				return line;
+			}
+			if (Clock::now() > deadline)
+				return std::nullopt;
+			std::this_thread::sleep_for(5ms);
+		}
+	}
+	std::string all() const { return read_file(path_).value_or(""); }
+
+private:
+	fs::path path_;
+	size_t used_ = 0;
+};
+
+// What a restore brought back: each saved PID's process as our namespace numbers it (they differ under --pidns),
+// with a pidfd on each. The destructor kills them (and the --pidns init) and reaps what is ours.
+class Restored {
+public:
+	Restored() = default;
+	Restored(const Restored&) = delete;
+	Restored& operator=(const Restored&) = delete;
+	~Restored()
+	{
+		std::vector<pid_t> all;
+		for (auto& [saved, fd] : fds_) {
+			sys_pidfd_send_signal(fd, SIGKILL);
+			all.push_back(outer_.at(saved));
+		}
+		if (init_ > 0) {
+			kill(init_, SIGKILL);
+			all.push_back(init_);
+		}
+		reap_gone(all, 5s);
+		for (auto& [saved, fd] : fds_)
+			close(fd);
+	}
+
+	// Without --pidns: the saved PIDs themselves.
+	testing::AssertionResult adopt_same(const std::vector<pid_t>& saved)
+	{
+		std::map<pid_t, pid_t> m;
+		for (pid_t p : saved)
+			m[p] = p;
+		return adopt(m);
+	}
+
+	// With --pidns: the one PID namespace where every saved PID is a process; its init (PID 1 there) too.
+	testing::AssertionResult adopt_in_child_ns(const std::vector<pid_t>& saved)
+	{
+		// pid namespace -> (inner pid -> our pid), from NSpid of every process.
+		std::map<std::string, std::map<pid_t, pid_t>> by_ns;
+		for (const std::string& name : list_dir("/proc")) {
+			if (name.find_first_not_of("0123456789") != std::string::npos)
+				continue;
+			pid_t p = std::stoi(name);
+			std::istringstream in(status_field(p, "NSpid").value_or(""));
+			std::vector<pid_t> nspid;
+			for (pid_t x; in >> x;)
+				nspid.push_back(x);
+			std::error_code ec;
+			auto ns = fs::read_symlink("/proc/" + name + "/ns/pid", ec);
+			if (nspid.size() == 2 && !ec)
+				by_ns[ns.string()][nspid.back()] = p;
+		}
+		std::vector<std::map<pid_t, pid_t>> found;
+		for (auto& [ns, inner] : by_ns)
+			if (std::all_of(saved.begin(), saved.end(), [&](pid_t s) { return inner.count(s); }))
+				found.push_back(inner);
+		if (found.size() != 1)
+			return testing::AssertionFailure() << found.size() << " child PID namespaces hold all "
+							   << saved.size() << " saved PIDs (want 1)";
+		std::map<pid_t, pid_t> m;
+		for (pid_t s : saved)
+			m[s] = found[0].at(s);
+		init_ = found[0].count(1) ? found[0].at(1) : 0;
+		return adopt(m);
+	}
+
+	pid_t outer(pid_t saved) const { return outer_.at(saved); }
+
+	// SIGUSR1 to a restored root, its verdict from the restore's stdout, and its exit (status too, when it is our
+	// child: without --pidns, roots are reparented to us once `restore -d` exits).
+	std::string verify(pid_t saved, FileLines& out, std::chrono::milliseconds timeout = 60s)
+	{
+		int fd = fds_.at(saved);
+		if (sys_pidfd_send_signal(fd, SIGUSR1) != 0)
+			return "cannot signal restored pid " + std::to_string(outer(saved));
+		auto line = out.next(timeout);
+		if (!line)
+			return "no verdict within " + std::to_string(timeout.count()) + " ms; restore's stdout: " +
+			       out.all();
+		if (!poll_readable(fd, 10s))
+			return *line + " (and it did not exit)";
+		int st;
+		if (waitpid(outer(saved), &st, __WALL) == outer(saved) &&
+		    !(WIFEXITED(st) && WEXITSTATUS(st) == (*line == "PASS" ? 0 : 1)))
+			return *line + " (but wait status " + std::to_string(st) + ")";
+		return *line;
+	}
+
+private:
+	testing::AssertionResult adopt(const std::map<pid_t, pid_t>& m)
+	{
+		for (auto& [saved, ours] : m) {
+			int fd = int(syscall(SYS_pidfd_open, ours, 0));
+			if (fd < 0)
+				return testing::AssertionFailure() << "saved pid " << saved << " (here " << ours
+								   << ") is not running after the restore";
+			fds_[saved] = fd;
+			outer_[saved] = ours;
+		}
+		return testing::AssertionSuccess();
+	}
+
+	std::map<pid_t, int> fds_;
+	std::map<pid_t, pid_t> outer_;
+	pid_t init_ = 0;
+};
+
+// Every restored process is in the cgroup it was saved in, below `base` (the snapped cgroup, or --cgroup).
+void expect_in_cgroups(const Restored& r, const Fleet& fleet, const std::string& base)
+{
+	for (auto& [saved, rel] : fleet.rel_of)
+		EXPECT_EQ(cgroup_of(r.outer(saved)), rel.empty() ? base : base + "/" + rel)
+			<< "saved pid " << saved << " (here " << r.outer(saved) << ")";
+}
+
+// Each restored root verifies itself (its children fold their verdicts into its line).
+void expect_all_pass(Restored& r, const Fleet& fleet, FileLines& out)
+{
+	for (pid_t root : fleet.roots)
+		EXPECT_EQ(r.verify(root, out), "PASS") << fleet.name_of.at(root) << " saved as pid " << root;
+}
+
+// The image of a snap: of the cgroup, with every process of the fleet in its cgroup, and the cgroup tree.
+void expect_cgroup_image(const fs::path& img, const TestCgroup& cg, const Fleet& fleet)
+{
+	auto index = load_index(img);
+	ASSERT_TRUE(index) << "no index.json in " << img;
+	EXPECT_EQ(index->at("target").at("kind"), "cgroup");
+	EXPECT_EQ(index->at("target").at("cgroup"), cg.path());
+	std::map<pid_t, std::string> saved;
+	for (auto& p : index->at("processes"))
+		saved[p.at("pid").get<pid_t>()] = p.at("cgroup").get<std::string>();
+	EXPECT_EQ(saved, fleet.rel_of) << "the image's processes and their cgroups";
+	auto cgroups = index->at("cgroups").get<std::vector<std::string>>();
+	std::sort(cgroups.begin(), cgroups.end());
+	EXPECT_EQ(cgroups, cg.tree()) << "the image's cgroup tree";
+	EXPECT_TRUE(validates(img));
+}
+
+// The files the workloads keep in `scratch`: a restore reopens them by path and does not save their contents (like
+// CRIU), and a verify appends to some; put back between two restores of one image.
+std::map<fs::path, std::string> save_files(const fs::path& scratch)
+{
+	std::map<fs::path, std::string> out;
+	for (const std::string& name : list_dir(scratch))
+		if (fs::is_regular_file(scratch / name))
+			out[scratch / name] = read_file(scratch / name).value_or("");
+	return out;
+}
+
+void put_back(const std::map<fs::path, std::string>& files)
+{
+	for (auto& [p, bytes] : files) {
+		std::ofstream o(p, std::ios::binary | std::ios::trunc);  // the same inode: truncated and rewritten
+		o << bytes;
+	}
+}
+
+// --- 1. fifty processes ----------------------------------------------------------------------------------------------
+
+TEST(Snap, FiftyProcessesLeaveRunning)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("fifty-r");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Fleet fleet;
+	ASSERT_TRUE(start_fleet(cg, kFifty, tmp.path(), fleet));
+	ASSERT_EQ(fleet.rel_of.size(), 50u);
+	std::this_thread::sleep_for(200ms);  // the counters and threads run a while
+
+	fs::path img = tmp / "img";
+	RunResult r = run_bpfckpt(snap_args(cg, img, {"-R", "--stats", "--json"}));
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	auto stats = last_json(r.out);
+	ASSERT_TRUE(stats) << "no JSON summary: " << r.describe();
+	EXPECT_GT(stats->value("frozen_time", 0), 0) << r.out;
+	EXPECT_GT(stats->value("freezing_time", 0), 0) << r.out;
+	EXPECT_EQ(stats->value("processes", 0), 50) << r.out;
+	EXPECT_EQ(stats->value("left_running", false), true) << r.out;
+	EXPECT_EQ(cg.frozen_ones(), "") << "left frozen";
+
+	for (pid_t p : fleet.pids()) {
+		EXPECT_TRUE(running_untraced(p));
+		EXPECT_EQ(cgroup_of(p), cg.path(fleet.rel_of.at(p))) << "pid " << p << " moved";
+	}
+	expect_cgroup_image(img, cg, fleet);
+	std::this_thread::sleep_for(200ms);  // and run on a while after the snap before they check themselves
+	for (auto& wl : fleet.workloads)
+		EXPECT_EQ(wl->verify(), "PASS") << fleet.name_of.at(wl->pid()) << " pid " << wl->pid();
+	EXPECT_EQ(cg.frozen_ones(), "");
+}
+
+TEST(Snap, FiftyProcessesKillAndRestore)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("fifty-k");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Fleet fleet;
+	ASSERT_TRUE(start_fleet(cg, kFifty, tmp.path(), fleet));
+	std::this_thread::sleep_for(200ms);
+
+	fs::path img = tmp / "img";
+	RunResult r = run_bpfckpt(snap_args(cg, img, {"--stats"}));
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	EXPECT_NE(r.out.find("frozen_time:"), std::string::npos) << r.out;
+	EXPECT_FALSE(cg.populated()) << "the snap did not kill everything in the cgroup";
+	EXPECT_EQ(cg.frozen_ones(), "") << "left frozen";
+	expect_cgroup_image(img, cg, fleet);
+	for (auto& wl : fleet.workloads)
+		wl->kill_all();
+	// A plain restore needs the saved PIDs free: their zombies are ours to reap.
+	ASSERT_TRUE(reap_gone(fleet.pids()));
+	auto files = save_files(tmp.path());
+
+	{
+		SCOPED_TRACE("restore -d (the saved PIDs)");
+		fs::path run_dir = tmp / "plain";
+		fs::create_directory(run_dir);
+		RunResult rr = restore_detached(img, run_dir, {});
+		ASSERT_EQ(rr.exit_code, code(ExitCode::ok)) << rr.describe();
+		Restored back;
+		ASSERT_TRUE(back.adopt_same(fleet.pids()));
+		expect_in_cgroups(back, fleet, cg.path());
+		FileLines out(run_dir / "restore.out");
+		expect_all_pass(back, fleet, out);
+	}
+	ASSERT_TRUE(reap_gone(fleet.pids())) << "the restored processes did not all exit after their verdicts";
+	put_back(files);
+
+	{
+		SCOPED_TRACE("restore -d --pidns");
+		fs::path run_dir = tmp / "pidns";
+		fs::create_directory(run_dir);
+		RunResult rr = restore_detached(img, run_dir, {"--pidns"});
+		ASSERT_EQ(rr.exit_code, code(ExitCode::ok)) << rr.describe();
+		Restored back;
+		ASSERT_TRUE(back.adopt_in_child_ns(fleet.pids()));
+		expect_in_cgroups(back, fleet, cg.path());
+		FileLines out(run_dir / "restore.out");
+		expect_all_pass(back, fleet, out);
+	}
+	EXPECT_EQ(cg.frozen_ones(), "");
+}
+
+// --- 2. a nested tree comes back with its shape, under a new path -------------------------------------------------
+
+TEST(Snap, NestedCgroupsRestoreToNewPath)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("nested");
+	TestCgroup copy("nested-copy", false);  // where the restore recreates the tree: removed with it
+	ASSERT_CGROUP(cg);
+	ASSERT_CGROUP(copy);
+	TempDir tmp;
+	Fleet fleet;
+	ASSERT_TRUE(start_fleet(cg,
+				{{"threads4", {}, "", 1},
+				 {"tree", {}, "left", 1, true},
+				 {"counter_mem", {"--mem-mib", "4"}, "left", 1},
+				 {"dump_state", {"--mem-mib", "4"}, "right", 1},
+				 {"threads4", {}, "right", 1}},
+				tmp.path(), fleet));
+
+	fs::path img = tmp / "img";
+	RunResult r = run_bpfckpt(snap_args(cg, img));
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	expect_cgroup_image(img, cg, fleet);
+	for (auto& wl : fleet.workloads)
+		wl->kill_all();
+	ASSERT_TRUE(reap_gone(fleet.pids()));
+
+	// --cgroup relative to the mount (the saved path was absolute).
+	RunResult rr = restore_detached(img, tmp.path(), {"--pidns", "--cgroup", copy.path().substr(1)});
+	ASSERT_EQ(rr.exit_code, code(ExitCode::ok)) << rr.describe();
+	Restored back;
+	ASSERT_TRUE(back.adopt_in_child_ns(fleet.pids()));
+	EXPECT_EQ(copy.tree(), cg.tree()) << "the new cgroup tree has another shape";
+	expect_in_cgroups(back, fleet, copy.path());
+	FileLines out(tmp / "restore.out");
+	expect_all_pass(back, fleet, out);
+	EXPECT_EQ(cg.frozen_ones(), "");
+	EXPECT_EQ(copy.frozen_ones(), "");
+}
+
+// --- 3. bad input ----------------------------------------------------------------------------------------------------
+
+// A refused snap: the exit code, one line on stderr naming `what`, and no image.
+void expect_refused(const RunResult& r, ExitCode want, const std::string& what, const fs::path& img)
+{
+	EXPECT_EQ(r.exit_code, code(want)) << r.describe();
+	EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+	EXPECT_NE(r.err.find(what), std::string::npos) << "stderr does not say " << what << ":\n" << r.err;
+	EXPECT_TRUE(find_index_files(img).empty()) << "a refused snap left an image";
+}
+
+TEST(SnapBadInput, NoSuchCgroup)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("missing", false);
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	RunResult r = run_bpfckpt(snap_args(cg, tmp / "img"));
+	expect_refused(r, ExitCode::no_target, cg.path(), tmp / "img");
+	EXPECT_NE(r.err.find("no such cgroup"), std::string::npos) << r.err;
+}
+
+// The first cgroup v1 hierarchy /proc/self/mountinfo shows, if any.
+std::optional<std::string> v1_hierarchy()
+{
+	std::istringstream in(read_file("/proc/self/mountinfo").value_or(""));
+	for (std::string line; std::getline(in, line);) {
+		auto dash = line.find(" - ");
+		std::istringstream head(line.substr(0, dash)), tail(dash == std::string::npos ? "" : line.substr(dash + 3));
+		std::string id, parent, devno, root, mountpoint, fstype;
+		head >> id >> parent >> devno >> root >> mountpoint;
+		tail >> fstype;
+		if (fstype == "cgroup")
+			return mountpoint;
+	}
+	return std::nullopt;
+}
+
+TEST(SnapBadInput, CgroupV1)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	auto v1 = v1_hierarchy();
+	if (!v1)
+		SKIP_OR_FAIL("no cgroup v1 hierarchy is mounted");
+	TempDir tmp;
+	RunResult r = run_bpfckpt({"snap", *v1, "-D", (tmp / "img").string()});
+	expect_refused(r, ExitCode::unsupported, "v1", tmp / "img");
+}
+
+TEST(SnapBadInput, EmptyCgroup)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("empty");
+	ASSERT_CGROUP(cg);
+	ASSERT_TRUE(cg.make("child"));  // an empty child does not make it populated
+	TempDir tmp;
+	RunResult r = run_bpfckpt(snap_args(cg, tmp / "img", {"-R"}));
+	expect_refused(r, ExitCode::no_target, "empty", tmp / "img");
+	EXPECT_EQ(cg.frozen_ones(), "");
+}
+
+TEST(SnapBadInput, RootCgroup)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	auto mount = bpfckpt::cgroup::v2_mount();
+	ASSERT_TRUE(mount) << mount.error().describe();
+	TempDir tmp;
+	RunResult r = run_bpfckpt({"snap", *mount, "-D", (tmp / "img").string(), "-R"});
+	expect_refused(r, ExitCode::no_target, "root cgroup", tmp / "img");
+}
+
+// bpfckpt in the cgroup it is asked to snap, or below it: freezing it would freeze bpfckpt itself.
+TEST(SnapBadInput, CgroupHoldingBpfckpt)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("self");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("threads4", {}, {.cgroup_dir = cg.dir()})) << wl.error();
+	ASSERT_TRUE(cg.make("inner"));
+	for (const std::string& rel : {std::string(), std::string("inner")}) {
+		SCOPED_TRACE("bpfckpt in " + cg.path(rel));
+		RunResult r = run_bpfckpt(snap_args(cg, tmp / "img", {"-R"}), {.cgroup_dir = cg.dir(rel)});
+		expect_refused(r, ExitCode::no_target, "bpfckpt itself", tmp / "img");
+		EXPECT_EQ(cg.frozen_ones(), "");
+	}
+	EXPECT_TRUE(running_untraced(wl.pid()));
+	EXPECT_EQ(wl.verify(), "PASS");
+}
+
+// Waits for the kernel's `frozen 1` after a write to cgroup.freeze.
+testing::AssertionResult freeze_by_hand(const std::string& dir)
+{
+	if (!write_control(dir + "/cgroup.freeze", "1"))
+		return testing::AssertionFailure() << "cannot write cgroup.freeze of " << dir;
+	auto deadline = Clock::now() + 5s;
+	while (events_key(dir, "frozen") != 1) {
+		if (Clock::now() > deadline)
+			return testing::AssertionFailure() << dir << " not frozen after 5 s";
+		std::this_thread::sleep_for(2ms);
+	}
+	return testing::AssertionSuccess();
+}
+
+// Someone else froze it: refused, and left as they left it (frozen).
+TEST(SnapBadInput, FrozenBySomeoneElse)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("frozen");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("threads4", {}, {.cgroup_dir = cg.dir()})) << wl.error();
+	ASSERT_TRUE(freeze_by_hand(cg.dir()));
+
+	RunResult r = run_bpfckpt(snap_args(cg, tmp / "img", {"-R"}));
+	expect_refused(r, ExitCode::target_busy, "already frozen", tmp / "img");
+	EXPECT_EQ(trimmed(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "1") << "our freeze was undone";
+	EXPECT_EQ(events_key(cg.dir(), "frozen"), 1);
+
+	ASSERT_TRUE(write_control(cg.dir() + "/cgroup.freeze", "0"));
+	EXPECT_EQ(wl.verify(), "PASS");
+	EXPECT_EQ(cg.frozen_ones(), "");
+}
+
+// A child cgroup someone else froze: the snap goes through and leaves it frozen as it was. An ancestor someone else
+// froze: the cgroup cannot be thawed by the snap, so it is refused.
+TEST(SnapBadInput, FrozenChildOrAncestor)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("frozen-rel");
+	ASSERT_CGROUP(cg);
+	ASSERT_TRUE(cg.make("kid"));
+	TempDir tmp;
+	Workload parent, kid;
+	ASSERT_TRUE(parent.start("threads4", {}, {.cgroup_dir = cg.dir()})) << parent.error();
+	ASSERT_TRUE(kid.start("threads4", {}, {.cgroup_dir = cg.dir("kid")})) << kid.error();
+	ASSERT_TRUE(freeze_by_hand(cg.dir("kid")));
+
+	RunResult r = run_bpfckpt(snap_args(cg, tmp / "img", {"-R"}));
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	auto index = load_index(tmp / "img");
+	ASSERT_TRUE(index);
+	EXPECT_EQ(index->at("processes").size(), 2u);
+	EXPECT_EQ(trimmed(read_file(cg.dir("kid") + "/cgroup.freeze").value_or("?")), "1") << "their freeze was undone";
+	EXPECT_EQ(events_key(cg.dir("kid"), "frozen"), 1);
+	EXPECT_EQ(trimmed(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "0");
+	EXPECT_TRUE(running_untraced(parent.pid()));
+
+	ASSERT_TRUE(write_control(cg.dir("kid") + "/cgroup.freeze", "0"));
+	ASSERT_TRUE(freeze_by_hand(cg.dir()));
+	fs::path img2 = tmp / "img2";
+	RunResult below = run_bpfckpt({"snap", cg.dir("kid"), "-D", img2.string(), "-R"});
+	expect_refused(below, ExitCode::target_busy, "frozen by an ancestor", img2);
+	EXPECT_EQ(trimmed(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "1") << "their freeze was undone";
+
+	ASSERT_TRUE(write_control(cg.dir() + "/cgroup.freeze", "0"));
+	EXPECT_EQ(cg.frozen_ones(), "");
+	EXPECT_EQ(parent.verify(), "PASS");
+	EXPECT_EQ(kid.verify(), "PASS");
+}
+
+// What a bpfckpt killed while holding a cgroup frozen leaves: its freeze, and its marker naming it (format of
+// src/dump/cgroup_freeze.cpp: "<pid> <cgroup path>" in /run/bpfckpt/frozen/<cgroup id>), with a pid that is dead.
+class LeftFreeze {
+public:
+	explicit LeftFreeze(const TestCgroup& cg)
+	{
+		struct stat st;
+		if (stat(cg.dir().c_str(), &st) != 0)
+			return;
+		pid_t child = fork();
+		if (child == 0)
+			_exit(0);
+		int ws;
+		waitpid(child, &ws, 0);
+		dead_pid_ = child;
+		marker_ = fs::path("/run/bpfckpt/frozen") / std::to_string(st.st_ino);
+		std::error_code ec;
+		fs::create_directories(marker_.parent_path(), ec);
+		std::ofstream(marker_) << dead_pid_ << " " << cg.path() << "\n";
+		made_ = fs::exists(marker_) && freeze_by_hand(cg.dir());
+	}
+	~LeftFreeze()
+	{
+		std::error_code ec;
+		fs::remove(marker_, ec);
+	}
+	LeftFreeze(const LeftFreeze&) = delete;
+	LeftFreeze& operator=(const LeftFreeze&) = delete;
+
+	bool made() const { return made_; }
+	pid_t dead_pid() const { return dead_pid_; }
+	bool marker_exists() const { return fs::exists(marker_); }
+
+private:
+	fs::path marker_;
+	pid_t dead_pid_ = 0;
+	bool made_ = false;
+};
+
+TEST(SnapBadInput, ThawUndoesAFreezeLeftByAKilledSnap)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("left-thaw");
+	ASSERT_CGROUP(cg);
+	Workload wl;
+	ASSERT_TRUE(wl.start("threads4", {}, {.cgroup_dir = cg.dir()})) << wl.error();
+	LeftFreeze left(cg);
+	ASSERT_TRUE(left.made());
+
+	RunResult r = run_bpfckpt({"thaw", cg.dir()});
+	EXPECT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	EXPECT_NE(r.out.find("thawed"), std::string::npos) << r.out;
+	EXPECT_NE(r.out.find(std::to_string(left.dead_pid())), std::string::npos) << "does not name the dead bpfckpt:\n"
+										   << r.out;
+	EXPECT_EQ(cg.frozen_ones(), "");
+	EXPECT_FALSE(left.marker_exists()) << "thaw left the marker";
+
+	RunResult again = run_bpfckpt({"thaw", cg.path()});  // relative to the mount this time
+	EXPECT_EQ(again.exit_code, code(ExitCode::ok)) << again.describe();
+	EXPECT_NE(again.out.find("was not frozen"), std::string::npos) << again.out;
+	EXPECT_EQ(wl.verify(), "PASS");
+}
+
+TEST(SnapBadInput, SnapTakesOverAFreezeLeftByAKilledSnap)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("left-snap");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("threads4", {}, {.cgroup_dir = cg.dir()})) << wl.error();
+	LeftFreeze left(cg);
+	ASSERT_TRUE(left.made());
+
+	fs::path img = tmp / "img";
+	RunResult r = run_bpfckpt(snap_args(cg, img, {"-R"}));
+	EXPECT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	EXPECT_NE(r.err.find(std::to_string(left.dead_pid())), std::string::npos)
+		<< "no warning naming the dead bpfckpt:\n" << r.err;
+	EXPECT_EQ(cg.frozen_ones(), "");
+	EXPECT_FALSE(left.marker_exists()) << "the snap left a marker";
+	EXPECT_TRUE(validates(img));
+	EXPECT_TRUE(running_untraced(wl.pid()));
+	EXPECT_EQ(wl.verify(), "PASS");
+}
+
+// A forker's children are born, and die, while the cgroup is being frozen and while its tasks are being seized.
+TEST(SnapBadInput, ForksDuringTheFreeze)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("forker");
+	ASSERT_CGROUP(cg);
+	ASSERT_TRUE(cg.make("sub"));
+	TempDir tmp;
+	Workload top, sub;
+	ASSERT_TRUE(top.start("forker", {}, {.cgroup_dir = cg.dir()})) << top.error();
+	ASSERT_TRUE(sub.start("forker", {}, {.cgroup_dir = cg.dir("sub")})) << sub.error();
+	std::vector<fs::path> images;
+	for (int i = 0; i < 5; i++) {
+		SCOPED_TRACE("snap -R #" + std::to_string(i));
+		images.push_back(tmp / ("img" + std::to_string(i)));
+		RunResult r = run_bpfckpt(snap_args(cg, images.back(), {"-R"}));
+		ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+		EXPECT_EQ(cg.frozen_ones(), "");
+		EXPECT_TRUE(running_untraced(top.pid()));
+		EXPECT_TRUE(running_untraced(sub.pid()));
+	}
+	EXPECT_TRUE(validates(images));
+	EXPECT_EQ(top.verify(), "PASS");
+	EXPECT_EQ(sub.verify(), "PASS");
+}
+
+// The default ending kills with cgroup.kill: a forker's children that were born after the freeze die too.
+TEST(SnapBadInput, ForkerKilledWithEverythingItForked)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("forker-kill");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("forker", {}, {.cgroup_dir = cg.dir()})) << wl.error();
+	fs::path img = tmp / "img";
+	RunResult r = run_bpfckpt(snap_args(cg, img));
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	EXPECT_TRUE(validates(img));
+	EXPECT_FALSE(cg.populated()) << "something in the cgroup outlived the snap";
+	EXPECT_EQ(cg.frozen_ones(), "");
+	EXPECT_TRUE(wl.exited(5s));
+}
+
+// A process that joins the cgroup while a snap holds its tasks (after the freeze, before the end) is not in the
+// image and does not break it; with the default ending, cgroup.kill takes it too.
+TEST(SnapBadInput, ProcessJoinsDuringTheSnap)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("joiner");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Workload first, joiner;
+	ASSERT_TRUE(first.start("threads4", {}, {.cgroup_dir = cg.dir()})) << first.error();
+	fs::path img = tmp / "img";
+	Command snap;
+	ASSERT_TRUE(snap.start(
+		[&] { auto a = snap_args(cg, img); a.insert(a.begin(), bpfckpt_bin()); return a; }(),
+		{.env = {{"BPFCKPT_TEST_STALL_FROZEN_MS", "1500"}}}));
+	// Seized by the snap: its tasks are in ptrace stops.
+	auto deadline = Clock::now() + 10s;
+	while (status_field(first.pid(), "TracerPid").value_or("0") == "0" && Clock::now() < deadline)
+		std::this_thread::sleep_for(2ms);
+	ASSERT_NE(status_field(first.pid(), "TracerPid").value_or("0"), "0") << "the snap never seized its target";
+	ASSERT_TRUE(joiner.start("threads4", {}, {.cgroup_dir = cg.dir()})) << joiner.error();
+
+	RunResult r = snap.finish();
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	auto index = load_index(img);
+	ASSERT_TRUE(index);
+	ASSERT_EQ(index->at("processes").size(), 1u);
+	EXPECT_EQ(index->at("processes")[0].at("pid").get<pid_t>(), first.pid());
+	EXPECT_TRUE(validates(img));
+	EXPECT_TRUE(joiner.exited(5s)) << "the process that joined during the snap survived cgroup.kill";
+	EXPECT_FALSE(cg.populated());
+	EXPECT_EQ(cg.frozen_ones(), "");
+}
+
+// SIGINT while the tasks are held: bpfckpt stops with "interrupted", no image that looks complete, all runs on.
+TEST(SnapBadInput, InterruptedWhileFrozen)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TestCgroup cg("sigint");
+	ASSERT_CGROUP(cg);
+	TempDir tmp;
+	Fleet fleet;
+	ASSERT_TRUE(start_fleet(cg, {{"tree", {}, "", 1}, {"threads4", {}, "sub", 1}}, tmp.path(), fleet));
+	fs::path img = tmp / "img";
+	Command snap;
+	ASSERT_TRUE(snap.start(
+		[&] { auto a = snap_args(cg, img, {"-R"}); a.insert(a.begin(), bpfckpt_bin()); return a; }(),
+		{.env = {{"BPFCKPT_TEST_STALL_FROZEN_MS", "2000"}}}));
+	pid_t root = fleet.roots.front();
+	auto deadline = Clock::now() + 10s;
+	while (status_field(root, "TracerPid").value_or("0") == "0" && Clock::now() < deadline)
+		std::this_thread::sleep_for(2ms);
+	ASSERT_NE(status_field(root, "TracerPid").value_or("0"), "0") << "the snap never seized its target";
+	std::this_thread::sleep_for(100ms);
+	ASSERT_EQ(kill(snap.pid(), SIGINT), 0);
+
+	RunResult r = snap.finish();
+	EXPECT_NE(r.exit_code, code(ExitCode::ok)) << r.describe();
+	EXPECT_EQ(r.term_signal, 0) << "killed by the signal instead of stopping cleanly: " << r.describe();
+	EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+	EXPECT_TRUE(find_index_files(tmp.path()).empty()) << "an interrupted snap left an index.json";
+	EXPECT_EQ(cg.frozen_ones(), "");
+	for (pid_t p : fleet.pids())
+		EXPECT_TRUE(running_untraced(p));
+	for (auto& wl : fleet.workloads)
+		EXPECT_EQ(wl->verify(), "PASS") << fleet.name_of.at(wl->pid());
+}
+
+}  // namespace
+}  // namespace e2e
