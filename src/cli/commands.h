@@ -18,6 +18,7 @@ Run add_show(CLI::App& root);
 Run add_core(CLI::App& root);
 Run add_snap(CLI::App& root);
 Run add_untrack(CLI::App& root);
+Run add_watch(CLI::App& root);
 Run add_thaw(CLI::App& root);
 // exit_status: without -d, restore exits with the restored root's status.
 Run add_restore(CLI::App& root, int* exit_status);

@@ -39,6 +39,7 @@ int main(int argc, char** argv)
 	add(cli::add_snap(app));
 	add(cli::add_thaw(app));
 	add(cli::add_untrack(app));
+	add(cli::add_watch(app));
 	add(cli::add_show(app));
 	add(cli::add_core(app));
 	int exit_status = 0;

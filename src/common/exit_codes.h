@@ -14,6 +14,7 @@ enum class ExitCode : int {
 	io = 7,              // the image could not be written or read (disk full, exists, permissions)
 	bad_image = 8,       // the image is corrupt, hostile or of another format version
 	kernel = 9,          // the kernel lacks a feature bpfckpt needs
+	interrupted = 10,    // SIGINT/SIGTERM/SIGHUP stopped it; whatever it froze runs on, nothing half-written stays
 };
 
 }  // namespace bpfckpt

@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <sstream>
+#include <tuple>
 
 #include "common/fs.h"
 #include "common/log.h"
@@ -84,9 +85,7 @@ bool BackingPages::available(const image::Vma& v)
 		return true;
 	if (!f.warned) {
 		f.warned = true;
-		log::warn("{}: {}: the pages the process never wrote are left out of the core (gdb reads them from the "
-			  "file it is given, if any)",
-			  v.path, why);
+		log::warn("{}: {}: the pages of it the process never wrote are not in the core", v.path, why);
 	}
 	return false;
 }

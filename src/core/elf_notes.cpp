@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 
 #include "common/x86_regs.h"
 #include "image/image_dir.h"

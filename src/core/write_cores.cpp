@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/fd.h"
+#include "common/log.h"
 #include "core/elf_core.h"
 #include "image/validate.h"
 
@@ -114,12 +116,16 @@ Result<CoresReport> write_cores(const CoreOptions& opt)
 {
 	double t0 = now_s();
 	image::Image img = BCK_TRY(image::load_image(opt.dir));
+	log::debug("{}: image loaded and checked in {:.0f} ms", opt.dir, (now_s() - t0) * 1e3);
 	CoresReport rep;
 	std::vector<const image::Process*> todo = BCK_TRY(select_processes(img, opt, rep));
 	BCK_CHECK(make_out_dir(opt.out));
 	auto writer = BCK_TRY(CoreWriter::create(img, opt.dir));
-	for (const image::Process* p : todo)
+	for (const image::Process* p : todo) {
+		double t1 = now_s();
 		rep.cores.push_back(BCK_TRY(context(write_one(*writer, *p, opt.out), "pid {}", p->pid)));
+		log::debug("{}: written in {:.0f} ms", rep.cores.back().path, (now_s() - t1) * 1e3);
+	}
 	rep.seconds = now_s() - t0;
 	return rep;
 }

@@ -216,8 +216,8 @@ public:
 		timespec zero{};
 		int sig = sigtimedwait(&set_, nullptr, &zero);
 		if (sig > 0)
-			return fail(ExitCode::failure, "interrupted by {}: stopped, the target runs on as before, no image "
-				    "was written", sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal");
+			return fail(ExitCode::interrupted, "interrupted by SIG{}: stopped; the target runs on as before, "
+				    "no image was written", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 		return {};
 	}
 
@@ -538,8 +538,11 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 		wait_gone(freezer_);
 	}
 	st.processes = img_.processes.size();
-	for (const auto& p : img_.processes)
+	st.incremental = img_.parent.has_value();
+	for (const auto& p : img_.processes) {
 		st.threads += p.threads.size();
+		st.pids.push_back(pid_t(p.pid));
+	}
 	for (const auto& b : img_.blobs)
 		st.image_bytes += b.size;
 	return {};

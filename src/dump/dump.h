@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "common/result.h"
@@ -37,6 +38,8 @@ struct DumpStats {
 	uint64_t processes = 0;
 	uint64_t threads = 0;
 	uint64_t image_bytes = 0;
+	bool incremental = false;  // the image names a parent
+	std::vector<pid_t> pids;   // the processes in the image
 };
 
 // `dump -t PID`: the process and (unless !children) its descendants, frozen with ptrace.

@@ -169,7 +169,7 @@ Supervisor::Event Supervisor::wait_for_event()
 ExecOutcome Supervisor::no_image(const std::string& trigger, const std::string& why)
 {
 	return {kExitNoImage,
-		fmt::format("{}: {}; the job was killed, no image was written to {}", trigger, why, dir_), true, {}};
+		fmt::format("{}: {}; the job was killed and {} was not created", trigger, why, dir_), true, {}};
 }
 
 ExecOutcome Supervisor::snap(const std::string& trigger, double t_trigger, int exit_ok)

@@ -115,9 +115,10 @@ static void run_watcher(char *const argv[], int tok_r, int tok_w, int ctl)
 		_exit(1);
 	}
 	int status = 0;
-	while (waitpid(dumper, &status, 0) < 0 && errno == EINTR) {
+	pid_t waited;
+	while ((waited = waitpid(dumper, &status, 0)) < 0 && errno == EINTR) {
 	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (waited == dumper && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		write_byte(tok_w, BCK_SELF_DONE);
 	else
 		report_failed(tok_w, EIO);

@@ -1,13 +1,15 @@
 // Acceptance tests for `bpfckpt core` (issue 6): the gdb_threads workload is dumped with -R, its image written as a
 // core file, and real gdb (-batch) opens the core with the executable: threads, each thread's backtrace through its
 // own function, a global, a local in a frame, registers and strings read as the workload holds them. Then the bad
-// inputs: an image missing the pages of a mapping, a --pid the image does not hold, an output that is not a directory.
+// inputs: an image missing the pages of a mapping, an executable changed since the dump, a --pid the image does not
+// hold, an output that is not a directory.
 #include <elf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "harness.h"
@@ -158,6 +160,14 @@ protected:
 		index_ = *index;
 		ASSERT_EQ(index_.at("processes").size(), 1u);
 	}
+	// index_, as edited by the test, replaces the image's index.json (no checksum covers it; validation still runs).
+	void save_index()
+	{
+		std::ofstream f(img() / "index.json", std::ios::trunc);
+		f << index_.dump(1, '\t');
+		f.close();
+		ASSERT_FALSE(f.fail()) << "rewrite " << img() / "index.json";
+	}
 	fs::path img() const { return tmp_ / "img"; }
 	fs::path out() const { return tmp_ / "cores"; }
 	fs::path core() const { return out() / ("core." + std::to_string(wl_.pid())); }
@@ -275,10 +285,7 @@ TEST_F(CoreTest, MissingPagesReadAsZeros)
 	ASSERT_TRUE(hit) << "no vma holds the region at " << hex(region);
 	ASSERT_FALSE(hit->at("pages").empty()) << "the dump saved no page of the region";
 	(*hit)["pages"] = json::array();
-	{
-		std::ofstream f(img() / "index.json", std::ios::trunc);
-		f << index_.dump(1, '\t');
-	}
+	ASSERT_NO_FATAL_FAILURE(save_index());
 
 	RunResult r = run_bpfckpt({"core", "-D", img().string(), "-o", out().string(), "--pid",
 				   std::to_string(wl_.pid())});
@@ -305,6 +312,52 @@ TEST_F(CoreTest, MissingPagesReadAsZeros)
 	auto values = printed_hex(g.out);
 	ASSERT_EQ(values.size(), 1u);
 	EXPECT_EQ(values[0], hex(ready.at("runtime_global").get<uint64_t>()));
+	EXPECT_EQ(wl_.verify(), "PASS");
+}
+
+// The executable is not the file the dump saw (here: the image records another mtime): its pages the process never
+// wrote cannot be taken from it, so its unwritten mappings get no bytes in the core (p_filesz 0) and gdb reads them
+// from the executable it is given, as with a kernel's core. A warning names the file.
+TEST_F(CoreTest, ChangedExecutableIsLeftToGdb)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	REQUIRE_GDB(gdb);
+	ASSERT_NO_FATAL_FAILURE(dump());
+	const json& ready = wl_.ready();
+	std::set<uint64_t> unwritten;  // the executable's mappings without a saved page
+	for (json& v : index_.at("processes").at(0).at("vmas")) {
+		if (v.at("path").get<std::string>() != exe())
+			continue;
+		v["mtime_sec"] = v.at("mtime_sec").get<int64_t>() - 1000;
+		if (v.at("pages").empty())
+			unwritten.insert(v.at("start").get<uint64_t>());
+	}
+	ASSERT_FALSE(unwritten.empty()) << "the image holds no mapping of " << exe() << " without saved pages";
+	ASSERT_NO_FATAL_FAILURE(save_index());
+
+	RunResult r = run_bpfckpt({"core", "-D", img().string(), "-o", out().string()});
+	ASSERT_EQ(r.exit_code, kExitOk) << r.describe();
+	EXPECT_EQ(count_lines(r.err), 1u) << "one warning:\n" << r.err;
+	EXPECT_NE(r.err.find(exe()), std::string::npos) << "the warning names the executable:\n" << r.err;
+	auto bytes = read_bytes(core());
+	ASSERT_TRUE(bytes) << "no " << core();
+	size_t empty = 0;
+	for (const Elf64_Phdr& ph : core_phdrs(*bytes))
+		if (ph.p_type == PT_LOAD && unwritten.contains(ph.p_vaddr)) {
+			EXPECT_EQ(ph.p_filesz, 0u) << "mapping " << hex(ph.p_vaddr) << " of the changed executable";
+			empty++;
+		}
+	EXPECT_EQ(empty, unwritten.size());
+
+	RunResult g = run_gdb(gdb, exe(), core(),
+			      {"thread apply all bt", "x/s " + std::to_string(ready.at("literal_addr").get<uint64_t>())});
+	ASSERT_EQ(g.exit_code, 0) << g.describe();
+	SCOPED_TRACE("gdb printed:\n" + g.out + "\nstderr:\n" + g.err);
+	auto bts = gdb_backtraces(g.out);
+	for (const auto& w : ready.at("workers"))
+		EXPECT_GE(frame_of(bts[w.at("tid").get<int>()], w.at("function").get<std::string>()), 0);
+	EXPECT_NE(g.out.find("\"" + ready.at("literal").get<std::string>() + "\""), std::string::npos)
+		<< "x/s of the literal, read by gdb from the executable";
 	EXPECT_EQ(wl_.verify(), "PASS");
 }
 

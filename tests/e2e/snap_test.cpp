@@ -6,21 +6,18 @@
 // a unique name; a guard thaws it, kills what is left in it and removes it on every path. Workloads join their
 // cgroup before exec (the harness writes to cgroup.procs in the child), so everything they fork is born there.
 //
-// How restored workloads are driven: `restore -d` runs with its stdout and stderr redirected to files. A workload's
-// stdout was a pipe to this test, outside the image ("external"), and restore hands external write ends its own
-// stdout, so the restored workloads write their verdicts into that file. Files, not pipes: under --pidns the
-// namespace's init is forked from bpfckpt and outlives it.
+// Restored workloads are driven as in restore_test.cpp (restore_run.h): their stdout was a pipe to this test,
+// outside the image, restore hands it its own stdout, and each restored root prints its verdict there on SIGUSR1.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <memory>
-#include <set>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -29,6 +26,7 @@
 #include "common/cgroup.h"
 #include "common/exit_codes.h"
 #include "harness.h"
+#include "restore_run.h"
 
 namespace e2e {
 namespace {
@@ -36,13 +34,6 @@ namespace {
 using bpfckpt::ExitCode;
 
 int code(ExitCode c) { return int(c); }
-
-std::string trimmed(std::string s)
-{
-	while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
-		s.pop_back();
-	return s;
-}
 
 bool write_control(const fs::path& file, const std::string& value)
 {
@@ -73,34 +64,6 @@ std::string cgroup_of(pid_t pid)
 		if (line.rfind("0::", 0) == 0)
 			return line.substr(3);
 	return "";
-}
-
-bool exists(pid_t pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
-
-// Waits until none of `pids` exists, reaping those that are (or become, as orphans) our children. The PIDs of a
-// killed snap stay taken until their zombies are reaped; the test process is a child subreaper, so they are ours.
-testing::AssertionResult reap_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout = 10s)
-{
-	auto deadline = Clock::now() + timeout;
-	for (;;) {
-		std::vector<pid_t> left;
-		for (pid_t p : pids) {
-			int st;
-			waitpid(p, &st, WNOHANG | __WALL);
-			if (exists(p))
-				left.push_back(p);
-		}
-		if (left.empty())
-			return testing::AssertionSuccess();
-		if (Clock::now() > deadline) {
-			auto r = testing::AssertionFailure() << "PIDs still taken after " << timeout.count() << " ms:";
-			for (pid_t p : left)
-				r << " " << p << " (" << status_field(p, "State").value_or("gone") << ", PPid "
-				  << status_field(p, "PPid").value_or("?") << ")";
-			return r;
-		}
-		std::this_thread::sleep_for(5ms);
-	}
 }
 
 // A cgroup of one test, /<mount>/bpfckpt-e2e-<tag>-<our pid>-<n>. The destructor thaws it and everything below
@@ -164,7 +127,7 @@ public:
 	{
 		std::string out;
 		for (const std::string& rel : tree()) {
-			std::string v = trimmed(read_file(dir(rel) + "/cgroup.freeze").value_or("?"));
+			std::string v = trim_nl(read_file(dir(rel) + "/cgroup.freeze").value_or("?"));
 			long frozen = events_key(dir(rel), "frozen");
 			if (v != "0" || frozen != 0)
 				out += fmt::format(" {} (cgroup.freeze {}, frozen {})", path(rel), v, frozen);
@@ -316,165 +279,100 @@ std::optional<json> last_json(const std::string& out)
 	return found;
 }
 
-// `bpfckpt restore -D img -d ARGS` with stdout and stderr into files under `dir` (the verdicts of the restored
-// workloads arrive in the stdout file); err of the result is the stderr file.
-RunResult restore_detached(const fs::path& img, const fs::path& dir, const std::vector<std::string>& extra)
+// Each saved PID as our namespace numbers it after a restore: the same PID, or under --pidns, the process with that
+// PID in the one child PID namespace that holds all of them; `init` is that namespace's PID 1.
+struct Placed {
+	std::map<pid_t, pid_t> outer;
+	pid_t init = 0;
+
+	std::vector<pid_t> all() const
+	{
+		std::vector<pid_t> out{};
+		for (auto& [saved, ours] : outer)
+			out.push_back(ours);
+		if (init > 0)
+			out.push_back(init);
+		return out;
+	}
+};
+
+Placed same_pids(const std::vector<pid_t>& saved)
 {
-	std::vector<std::string> argv{"/bin/sh", "-c", "out=$1; err=$2; shift 2; exec \"$@\" >\"$out\" 2>\"$err\"",
-				      "sh", (dir / "restore.out").string(), (dir / "restore.err").string(),
-				      bpfckpt_bin(), "restore", "-D", img.string(), "-d"};
-	argv.insert(argv.end(), extra.begin(), extra.end());
-	RunResult r = run(argv);
-	r.err += read_file(dir / "restore.err").value_or("");
-	return r;
+	Placed p;
+	for (pid_t s : saved)
+		p.outer[s] = s;
+	return p;
 }
 
-// Lines appended to a file by processes we do not wait for.
-class FileLines {
-public:
-	explicit FileLines(fs::path p) : path_(std::move(p)) {}
-
-	std::optional<std::string> next(std::chrono::milliseconds timeout)
-	{
-		auto deadline = Clock::now() + timeout;
-		for (;;) {
-			std::string all = read_file(path_).value_or("");
-			size_t nl = all.find('\n', used_);
-			if (nl != std::string::npos) {
-				std::string line = all.substr(used_, nl - used_);
-				used_ = nl + 1;
-				return line;
-			}
-			if (Clock::now() > deadline)
-				return std::nullopt;
-			std::this_thread::sleep_for(5ms);
-		}
+// pid namespace -> (inner pid -> our pid), from NSpid of every process one level below us.
+std::map<std::string, std::map<pid_t, pid_t>> child_namespaces()
+{
+	std::map<std::string, std::map<pid_t, pid_t>> by_ns;
+	for (const std::string& name : list_dir("/proc")) {
+		if (name.find_first_not_of("0123456789") != std::string::npos)
+			continue;
+		pid_t p = std::stoi(name);
+		std::istringstream in(status_field(p, "NSpid").value_or(""));
+		std::vector<pid_t> nspid;
+		for (pid_t x; in >> x;)
+			nspid.push_back(x);
+		std::error_code ec;
+		auto ns = fs::read_symlink("/proc/" + name + "/ns/pid", ec);
+		if (nspid.size() == 2 && !ec)
+			by_ns[ns.string()][nspid.back()] = p;
 	}
-	std::string all() const { return read_file(path_).value_or(""); }
+	return by_ns;
+}
 
-private:
-	fs::path path_;
-	size_t used_ = 0;
-};
+testing::AssertionResult in_child_pidns(const std::vector<pid_t>& saved, Placed& placed)
+{
+	std::vector<std::map<pid_t, pid_t>> found;
+	for (auto& [ns, inner] : child_namespaces())
+		if (std::all_of(saved.begin(), saved.end(), [&](pid_t s) { return inner.count(s); }))
+			found.push_back(inner);
+	if (found.size() != 1)
+		return testing::AssertionFailure() << found.size() << " child PID namespaces hold all " << saved.size()
+						   << " saved PIDs (want 1)";
+	for (pid_t s : saved)
+		placed.outer[s] = found[0].at(s);
+	placed.init = found[0].count(1) ? found[0].at(1) : 0;
+	return testing::AssertionSuccess();
+}
 
-// What a restore brought back: each saved PID's process as our namespace numbers it (they differ under --pidns),
-// with a pidfd on each. The destructor kills them (and the --pidns init) and reaps what is ours.
-class Restored {
-public:
-	Restored() = default;
-	Restored(const Restored&) = delete;
-	Restored& operator=(const Restored&) = delete;
-	~Restored()
-	{
-		std::vector<pid_t> all;
-		for (auto& [saved, fd] : fds_) {
-			sys_pidfd_send_signal(fd, SIGKILL);
-			all.push_back(outer_.at(saved));
-		}
-		if (init_ > 0) {
-			kill(init_, SIGKILL);
-			all.push_back(init_);
-		}
-		reap_gone(all, 5s);
-		for (auto& [saved, fd] : fds_)
-			close(fd);
-	}
-
-	// Without --pidns: the saved PIDs themselves.
-	testing::AssertionResult adopt_same(const std::vector<pid_t>& saved)
-	{
-		std::map<pid_t, pid_t> m;
-		for (pid_t p : saved)
-			m[p] = p;
-		return adopt(m);
-	}
-
-	// With --pidns: the one PID namespace where every saved PID is a process; its init (PID 1 there) too.
-	testing::AssertionResult adopt_in_child_ns(const std::vector<pid_t>& saved)
-	{
-		// pid namespace -> (inner pid -> our pid), from NSpid of every process.
-		std::map<std::string, std::map<pid_t, pid_t>> by_ns;
-		for (const std::string& name : list_dir("/proc")) {
-			if (name.find_first_not_of("0123456789") != std::string::npos)
-				continue;
-			pid_t p = std::stoi(name);
-			std::istringstream in(status_field(p, "NSpid").value_or(""));
-			std::vector<pid_t> nspid;
-			for (pid_t x; in >> x;)
-				nspid.push_back(x);
-			std::error_code ec;
-			auto ns = fs::read_symlink("/proc/" + name + "/ns/pid", ec);
-			if (nspid.size() == 2 && !ec)
-				by_ns[ns.string()][nspid.back()] = p;
-		}
-		std::vector<std::map<pid_t, pid_t>> found;
-		for (auto& [ns, inner] : by_ns)
-			if (std::all_of(saved.begin(), saved.end(), [&](pid_t s) { return inner.count(s); }))
-				found.push_back(inner);
-		if (found.size() != 1)
-			return testing::AssertionFailure() << found.size() << " child PID namespaces hold all "
-							   << saved.size() << " saved PIDs (want 1)";
-		std::map<pid_t, pid_t> m;
-		for (pid_t s : saved)
-			m[s] = found[0].at(s);
-		init_ = found[0].count(1) ? found[0].at(1) : 0;
-		return adopt(m);
-	}
-
-	pid_t outer(pid_t saved) const { return outer_.at(saved); }
-
-	// SIGUSR1 to a restored root, its verdict from the restore's stdout, and its exit (status too, when it is our
-	// child: without --pidns, roots are reparented to us once `restore -d` exits).
-	std::string verify(pid_t saved, FileLines& out, std::chrono::milliseconds timeout = 60s)
-	{
-		int fd = fds_.at(saved);
-		if (sys_pidfd_send_signal(fd, SIGUSR1) != 0)
-			return "cannot signal restored pid " + std::to_string(outer(saved));
-		auto line = out.next(timeout);
-		if (!line)
-			return "no verdict within " + std::to_string(timeout.count()) + " ms; restore's stdout: " +
-			       out.all();
-		if (!poll_readable(fd, 10s))
-			return *line + " (and it did not exit)";
-		int st;
-		if (waitpid(outer(saved), &st, __WALL) == outer(saved) &&
-		    !(WIFEXITED(st) && WEXITSTATUS(st) == (*line == "PASS" ? 0 : 1)))
-			return *line + " (but wait status " + std::to_string(st) + ")";
-		return *line;
-	}
-
-private:
-	testing::AssertionResult adopt(const std::map<pid_t, pid_t>& m)
-	{
-		for (auto& [saved, ours] : m) {
-			int fd = int(syscall(SYS_pidfd_open, ours, 0));
-			if (fd < 0)
-				return testing::AssertionFailure() << "saved pid " << saved << " (here " << ours
-								   << ") is not running after the restore";
-			fds_[saved] = fd;
-			outer_[saved] = ours;
-		}
-		return testing::AssertionSuccess();
-	}
-
-	std::map<pid_t, int> fds_;
-	std::map<pid_t, pid_t> outer_;
-	pid_t init_ = 0;
-};
+// `bpfckpt restore -D img -d EXTRA`, then pidfds on what came back (the guard kills it on every path).
+testing::AssertionResult restore_fleet(RestoreRun& rr, Restored& tree, const fs::path& img, const Fleet& fleet,
+				       const std::vector<std::string>& extra, bool pidns, Placed& placed)
+{
+	std::vector<std::string> args{"restore", "-D", img.string(), "-d"};
+	args.insert(args.end(), extra.begin(), extra.end());
+	if (!rr.start(args))
+		return testing::AssertionFailure() << "cannot start bpfckpt restore";
+	RunResult r = rr.finish();
+	if (r.exit_code != code(ExitCode::ok))
+		return testing::AssertionFailure() << "restore -d " << img << ": " << r.describe();
+	if (!pidns)
+		placed = same_pids(fleet.pids());
+	else if (auto found = in_child_pidns(fleet.pids(), placed); !found)
+		return found;
+	if (!tree.adopt(placed.all()))
+		return testing::AssertionFailure() << tree.error() << "\nrestore said:\n" << r.describe();
+	return testing::AssertionSuccess();
+}
 
 // Every restored process is in the cgroup it was saved in, below `base` (the snapped cgroup, or --cgroup).
-void expect_in_cgroups(const Restored& r, const Fleet& fleet, const std::string& base)
+void expect_in_cgroups(const Placed& placed, const Fleet& fleet, const std::string& base)
 {
 	for (auto& [saved, rel] : fleet.rel_of)
-		EXPECT_EQ(cgroup_of(r.outer(saved)), rel.empty() ? base : base + "/" + rel)
-			<< "saved pid " << saved << " (here " << r.outer(saved) << ")";
+		EXPECT_EQ(cgroup_of(placed.outer.at(saved)), rel.empty() ? base : base + "/" + rel)
+			<< "saved pid " << saved << " (here " << placed.outer.at(saved) << ")";
 }
 
 // Each restored root verifies itself (its children fold their verdicts into its line).
-void expect_all_pass(Restored& r, const Fleet& fleet, FileLines& out)
+void expect_all_pass(RestoreRun& rr, Restored& tree, const Placed& placed, const Fleet& fleet)
 {
 	for (pid_t root : fleet.roots)
-		EXPECT_EQ(r.verify(root, out), "PASS") << fleet.name_of.at(root) << " saved as pid " << root;
+		EXPECT_EQ(verify_restored(rr, tree, placed.outer.at(root)), "PASS")
+			<< fleet.name_of.at(root) << " saved as pid " << root;
 }
 
 // The image of a snap: of the cgroup, with every process of the fleet in its cgroup, and the cgroup tree.
@@ -568,35 +466,29 @@ TEST(Snap, FiftyProcessesKillAndRestore)
 	for (auto& wl : fleet.workloads)
 		wl->kill_all();
 	// A plain restore needs the saved PIDs free: their zombies are ours to reap.
-	ASSERT_TRUE(reap_gone(fleet.pids()));
+	ASSERT_TRUE(all_gone(fleet.pids(), 10s));
 	auto files = save_files(tmp.path());
 
 	{
 		SCOPED_TRACE("restore -d (the saved PIDs)");
-		fs::path run_dir = tmp / "plain";
-		fs::create_directory(run_dir);
-		RunResult rr = restore_detached(img, run_dir, {});
-		ASSERT_EQ(rr.exit_code, code(ExitCode::ok)) << rr.describe();
-		Restored back;
-		ASSERT_TRUE(back.adopt_same(fleet.pids()));
-		expect_in_cgroups(back, fleet, cg.path());
-		FileLines out(run_dir / "restore.out");
-		expect_all_pass(back, fleet, out);
+		RestoreRun rr;
+		Restored tree;
+		Placed placed;
+		ASSERT_TRUE(restore_fleet(rr, tree, img, fleet, {}, false, placed));
+		expect_in_cgroups(placed, fleet, cg.path());
+		expect_all_pass(rr, tree, placed, fleet);
 	}
-	ASSERT_TRUE(reap_gone(fleet.pids())) << "the restored processes did not all exit after their verdicts";
+	ASSERT_TRUE(all_gone(fleet.pids(), 10s)) << "the restored processes did not all exit after their verdicts";
 	put_back(files);
 
 	{
 		SCOPED_TRACE("restore -d --pidns");
-		fs::path run_dir = tmp / "pidns";
-		fs::create_directory(run_dir);
-		RunResult rr = restore_detached(img, run_dir, {"--pidns"});
-		ASSERT_EQ(rr.exit_code, code(ExitCode::ok)) << rr.describe();
-		Restored back;
-		ASSERT_TRUE(back.adopt_in_child_ns(fleet.pids()));
-		expect_in_cgroups(back, fleet, cg.path());
-		FileLines out(run_dir / "restore.out");
-		expect_all_pass(back, fleet, out);
+		RestoreRun rr;
+		Restored tree;
+		Placed placed;
+		ASSERT_TRUE(restore_fleet(rr, tree, img, fleet, {"--pidns"}, true, placed));
+		expect_in_cgroups(placed, fleet, cg.path());
+		expect_all_pass(rr, tree, placed, fleet);
 	}
 	EXPECT_EQ(cg.frozen_ones(), "");
 }
@@ -626,17 +518,16 @@ TEST(Snap, NestedCgroupsRestoreToNewPath)
 	expect_cgroup_image(img, cg, fleet);
 	for (auto& wl : fleet.workloads)
 		wl->kill_all();
-	ASSERT_TRUE(reap_gone(fleet.pids()));
+	ASSERT_TRUE(all_gone(fleet.pids(), 10s));
 
 	// --cgroup relative to the mount (the saved path was absolute).
-	RunResult rr = restore_detached(img, tmp.path(), {"--pidns", "--cgroup", copy.path().substr(1)});
-	ASSERT_EQ(rr.exit_code, code(ExitCode::ok)) << rr.describe();
-	Restored back;
-	ASSERT_TRUE(back.adopt_in_child_ns(fleet.pids()));
+	RestoreRun rr;
+	Restored tree;
+	Placed placed;
+	ASSERT_TRUE(restore_fleet(rr, tree, img, fleet, {"--pidns", "--cgroup", copy.path().substr(1)}, true, placed));
 	EXPECT_EQ(copy.tree(), cg.tree()) << "the new cgroup tree has another shape";
-	expect_in_cgroups(back, fleet, copy.path());
-	FileLines out(tmp / "restore.out");
-	expect_all_pass(back, fleet, out);
+	expect_in_cgroups(placed, fleet, copy.path());
+	expect_all_pass(rr, tree, placed, fleet);
 	EXPECT_EQ(cg.frozen_ones(), "");
 	EXPECT_EQ(copy.frozen_ones(), "");
 }
@@ -759,7 +650,7 @@ TEST(SnapBadInput, FrozenBySomeoneElse)
 
 	RunResult r = run_bpfckpt(snap_args(cg, tmp / "img", {"-R"}));
 	expect_refused(r, ExitCode::target_busy, "already frozen", tmp / "img");
-	EXPECT_EQ(trimmed(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "1") << "our freeze was undone";
+	EXPECT_EQ(trim_nl(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "1") << "our freeze was undone";
 	EXPECT_EQ(events_key(cg.dir(), "frozen"), 1);
 
 	ASSERT_TRUE(write_control(cg.dir() + "/cgroup.freeze", "0"));
@@ -786,9 +677,9 @@ TEST(SnapBadInput, FrozenChildOrAncestor)
 	auto index = load_index(tmp / "img");
 	ASSERT_TRUE(index);
 	EXPECT_EQ(index->at("processes").size(), 2u);
-	EXPECT_EQ(trimmed(read_file(cg.dir("kid") + "/cgroup.freeze").value_or("?")), "1") << "their freeze was undone";
+	EXPECT_EQ(trim_nl(read_file(cg.dir("kid") + "/cgroup.freeze").value_or("?")), "1") << "their freeze was undone";
 	EXPECT_EQ(events_key(cg.dir("kid"), "frozen"), 1);
-	EXPECT_EQ(trimmed(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "0");
+	EXPECT_EQ(trim_nl(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "0");
 	EXPECT_TRUE(running_untraced(parent.pid()));
 
 	ASSERT_TRUE(write_control(cg.dir("kid") + "/cgroup.freeze", "0"));
@@ -796,7 +687,7 @@ TEST(SnapBadInput, FrozenChildOrAncestor)
 	fs::path img2 = tmp / "img2";
 	RunResult below = run_bpfckpt({"snap", cg.dir("kid"), "-D", img2.string(), "-R"});
 	expect_refused(below, ExitCode::target_busy, "frozen by an ancestor", img2);
-	EXPECT_EQ(trimmed(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "1") << "their freeze was undone";
+	EXPECT_EQ(trim_nl(read_file(cg.dir() + "/cgroup.freeze").value_or("?")), "1") << "their freeze was undone";
 
 	ASSERT_TRUE(write_control(cg.dir() + "/cgroup.freeze", "0"));
 	EXPECT_EQ(cg.frozen_ones(), "");
@@ -957,7 +848,8 @@ TEST(SnapBadInput, ProcessJoinsDuringTheSnap)
 	ASSERT_TRUE(joiner.start("threads4", {}, {.cgroup_dir = cg.dir()})) << joiner.error();
 
 	RunResult r = snap.finish();
-	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe();
+	ASSERT_EQ(r.exit_code, code(ExitCode::ok)) << r.describe() << "(the process that joined is pid " << joiner.pid()
+						  << ")";
 	auto index = load_index(img);
 	ASSERT_TRUE(index);
 	ASSERT_EQ(index->at("processes").size(), 1u);
