@@ -238,9 +238,11 @@ Status check_still_alive(const PtraceFreezer& freezer)
 
 // Test hook: BPFCKPT_TEST_STALL_FROZEN_MS keeps the tree frozen that long, so tests can make things happen to a
 // frozen target (an exit) deterministically.
-void test_stall()
+// Test hooks that widen a race window: BPFCKPT_TEST_STALL_HELD_MS once the tasks are held (a cgroup is thawed
+// again then), BPFCKPT_TEST_STALL_FROZEN_MS once the metadata is collected.
+void test_stall(const char* var)
 {
-	if (const char* ms = getenv("BPFCKPT_TEST_STALL_FROZEN_MS"))
+	if (const char* ms = getenv(var))
 		std::this_thread::sleep_for(std::chrono::milliseconds(atoi(ms)));
 }
 
@@ -264,6 +266,7 @@ public:
 
 private:
 	Result<std::vector<RawTask>> list();
+	Result<std::vector<RawTask>> held(const std::map<pid_t, uint32_t>& seen);
 	Status check(const std::vector<RawTask>& tasks) const;
 	Status freeze(const std::function<Result<std::vector<RawTask>>()>& list);
 	Status dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t, uint32_t>& state_before);
@@ -390,6 +393,18 @@ Result<std::vector<RawTask>> Dumper::list()
 	return tasks;
 }
 
+// The set the freeze holds: every seized thread, and the zombies seen while freezing. A cgroup is thawed once its
+// tasks are seized, so a process can join it after that; it was never stopped and is not part of the image.
+Result<std::vector<RawTask>> Dumper::held(const std::map<pid_t, uint32_t>& seen)
+{
+	std::vector<RawTask> tasks = BCK_TRY(list());
+	std::erase_if(tasks, [&](const RawTask& t) {
+		pid_t tid = pid_t(t.rec.tid);
+		return t.rec.exit_state ? !seen.count(tid) : !freezer_.threads().count(tid);
+	});
+	return tasks;
+}
+
 Status Dumper::check(const std::vector<RawTask>& tasks) const
 {
 	return cg_ ? check_cgroup_tasks(*cg_, tasks) : check_target(opt_.pid, tasks);
@@ -466,7 +481,8 @@ void Dumper::end_tree()
 // Everything here reads a tree that cannot change: every thread is in a ptrace stop.
 Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t, uint32_t>& state_before)
 {
-	std::vector<RawTask> all = BCK_TRY(list());
+	test_stall("BPFCKPT_TEST_STALL_HELD_MS");
+	std::vector<RawTask> all = BCK_TRY(held(state_before));
 	BCK_CHECK(check(all));
 	BCK_CHECK(check_sharing(all));
 	std::vector<pid_t> tgids;
@@ -505,7 +521,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	SelfToken self_token = BCK_TRY(SelfToken::arm(opt_.self_token, opt_.pid));  // for bpfckpt_checkpoint_self
 	BCK_CHECK(dump_pipes());
 	BCK_CHECK(self_token.disarm());  // -R thaws before the commit: the live caller must never see the byte
-	test_stall();
+	test_stall("BPFCKPT_TEST_STALL_FROZEN_MS");
 
 	double t_mem = now_s();
 	for (image::Process& p : img_.processes) {

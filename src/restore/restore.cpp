@@ -332,6 +332,18 @@ void forward_signal(int sig)
 
 int wait_status_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
+// The init holds a copy of the master's fd table: the caller's stdio, the control pipes and the restored pipes'
+// ends. Kept, they would hold a caller's `$(bpfckpt restore -d ...)` open and keep a restored pipe from ever
+// reading EOF.
+void drop_inherited_fds()
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = 0; fd < 3; fd++)
+		if (null >= 0)
+			dup2(null, fd);
+	close_range(3, ~0U, 0);
+}
+
 [[noreturn]] void pidns_init(Restorer& restorer, const std::vector<size_t>& roots, const image::Image& img)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -343,6 +355,7 @@ int wait_status_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status
 			restorer.run(idx);
 		g_ns_roots.push_back(pid);
 	}
+	drop_inherited_fds();
 	for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH})
 		signal(sig, forward_signal);
 	sigset_t none;

@@ -768,38 +768,26 @@ TEST(Restore, PidTaken)
 	EXPECT_TRUE(running_untraced(pid));
 
 	// --pidns restores under a new PID namespace, where the saved PIDs are free.
-	// CURRENT BEHAVIOUR (issue #3): --pidns was not implemented when this test was written; a build without it
-	// refuses the flag as a usage error (exit 2), which this test accepts with a NOTE. A build with it must restore
-	// the tree in a new namespace (the original keeps running) and the copy must PASS. Once --pidns is in every
-	// build, drop the exit-2 branch.
 	{
 		RestoreRun rr;
 		ASSERT_TRUE(rr.start({"restore", "-D", img.string(), "-d", "--pidns"}));
 		RunResult r = rr.finish();
-		if (r.exit_code == kExitUsage) {
-			std::cerr << "[ NOTE     ] restore --pidns: usage error, not implemented yet: " << trim_nl(r.err)
-				  << "\n";
-		} else {
-			EXPECT_EQ(r.exit_code, kExitOk) << r.describe();
-			auto inside = find_in_child_pidns(pid, exe);
-			Restored ns;
-			if (!inside.empty()) {
-				ns.adopt(inside);
-				// The namespace's init: the restored root's parent.
-				pid_t init = ids_of(inside.front()).ppid;
-				if (init > 1)
-					ns.adopt({init});
-			}
-			std::cerr << "[ NOTE     ] restore --pidns: exit " << r.exit_code << ", restored as outer pid(s)";
-			for (pid_t p : inside)
-				std::cerr << " " << p;
-			std::cerr << "\n";
-			if (r.exit_code == kExitOk) {
-				ASSERT_EQ(inside.size(), 1u) << "no (or several) restored copies of pid " << pid
-							     << " in a child PID namespace";
-				EXPECT_EQ(verify_restored(rr, ns, inside.front()), "PASS");
-			}
+		ASSERT_EQ(r.exit_code, kExitOk) << r.describe();
+		auto inside = find_in_child_pidns(pid, exe);
+		ASSERT_EQ(inside.size(), 1u) << "no (or several) restored copies of pid " << pid
+					     << " in a child PID namespace";
+		Restored ns;
+		ns.adopt(inside);
+		pid_t init = ids_of(inside.front()).ppid;  // the namespace's init: the restored root's parent
+		ASSERT_GT(init, 1);
+		ns.adopt({init});
+		// The init keeps nothing of restore's: stdio on /dev/null, no control pipes, no restored pipe ends.
+		for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(init) + "/fd")) {
+			int fd = std::stoi(e.path().filename().string());
+			EXPECT_LT(fd, 3) << "the --pidns init holds fd " << fd << " -> " << fs::read_symlink(e.path());
+			EXPECT_EQ(fs::read_symlink(e.path()), "/dev/null") << "fd " << fd;
 		}
+		EXPECT_EQ(verify_restored(rr, ns, inside.front()), "PASS");
 	}
 	EXPECT_TRUE(running_untraced(pid));
 	EXPECT_EQ(wl.verify(), "PASS") << "the original must be untouched";

@@ -825,8 +825,9 @@ TEST(SnapBadInput, ForkerKilledWithEverythingItForked)
 	EXPECT_TRUE(wl.exited(5s));
 }
 
-// A process that joins the cgroup while a snap holds its tasks (after the freeze, before the end) is not in the
-// image and does not break it; with the default ending, cgroup.kill takes it too.
+// A process that joins the cgroup while a snap holds its tasks (the cgroup is thawed again by then) is not in the
+// image and does not break it; with the default ending, cgroup.kill takes it too. The stall holds the snap just
+// before it lists what it holds, the moment a joiner used to be taken in unseized.
 TEST(SnapBadInput, ProcessJoinsDuringTheSnap)
 {
 	REQUIRE_ROOT_OR_SKIP();
@@ -839,7 +840,7 @@ TEST(SnapBadInput, ProcessJoinsDuringTheSnap)
 	Command snap;
 	ASSERT_TRUE(snap.start(
 		[&] { auto a = snap_args(cg, img); a.insert(a.begin(), bpfckpt_bin()); return a; }(),
-		{.env = {{"BPFCKPT_TEST_STALL_FROZEN_MS", "1500"}}}));
+		{.env = {{"BPFCKPT_TEST_STALL_HELD_MS", "1500"}}}));
 	// Seized by the snap: its tasks are in ptrace stops.
 	auto deadline = Clock::now() + 10s;
 	while (status_field(first.pid(), "TracerPid").value_or("0") == "0" && Clock::now() < deadline)
