@@ -8,6 +8,7 @@
 
 #include "harness.h"
 #include "restore_run.h"
+#include "test_cgroup.h"
 
 namespace e2e {
 namespace {
@@ -39,7 +40,8 @@ bool tracked(pid_t pid) { return fs::exists("/run/bpfckpt/track/" + std::to_stri
 pid_t keeper_of(pid_t pid)
 {
 	std::ifstream in("/run/bpfckpt/track/" + std::to_string(pid));
-	long p, start, mm, keeper = 0;
+	uint64_t p, start, mm;  // mm is a 64-bit hash: it does not fit a signed long half of the time
+	long keeper = 0;
 	in >> p >> start >> mm >> keeper;
 	return pid_t(keeper);
 }
@@ -99,6 +101,28 @@ TEST_F(Incremental, ChainHoldsOnlyWrittenPagesAndRestoresExactly)
 	RestoreRun rr;
 	Restored tree;
 	ASSERT_TRUE(restore_detached(rr, tree, inc2, *i2));
+	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
+}
+
+// -R while a writer rewrites every page of 256 MiB: the image is the memory of one moment (the restored copy finds
+// every page at the generation its own counter says), and the running workload is not disturbed.
+TEST_F(Incremental, LeaveRunningImageIsOneMomentOfAWriterSweepingAllMemory)
+{
+	Workload wl;
+	ASSERT_TRUE(wl.start("sweeper", {"--mem-mib", "256"})) << wl.error();
+	pid_t pid = wl.pid();
+	std::this_thread::sleep_for(300ms);  // a few sweeps in: pages of several generations
+	fs::path img = tmp_ / "img";
+	RunResult r = dump(pid, img, {"-R"});
+	ASSERT_EQ(r.exit_code, 0) << r.describe();
+	std::this_thread::sleep_for(200ms);
+	EXPECT_EQ(wl.verify(), "PASS") << "the dump disturbed the writer";
+	wl.kill_all();
+	auto index = read_index(img);
+	ASSERT_TRUE(index);
+	RestoreRun rr;
+	Restored tree;
+	ASSERT_TRUE(restore_detached(rr, tree, img, *index));
 	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
 }
 
@@ -165,31 +189,19 @@ TEST_F(Incremental, KeeperExitsWithTarget)
 	EXPECT_TRUE(k.exited(5s)) << "the keeper outlived its target";
 }
 
-// watch --interval 1 --keep 3 for a few seconds: at most 3 snapshots stay, the oldest kept one stands alone, and
-// each restores; SIGINT ends it with the target running and untracked.
-TEST_F(Incremental, WatchKeepsThreeRestorableSnapshots)
+// The snapshots a watch left in dir, oldest first.
+std::vector<fs::path> snapshots(const fs::path& dir)
 {
-	Workload wl;
-	ASSERT_TRUE(wl.start("dirty_pages", {"--mem-mib", "32"})) << wl.error();
-	pid_t pid = wl.pid();
-	fs::path dir = tmp_ / "snaps";
-	Command watch;
-	ASSERT_TRUE(watch.start({bpfckpt_bin(), "watch", "-t", std::to_string(pid), "-D", dir.string(), "--interval",
-				 "1", "--keep", "3", "--json"}));
-	std::this_thread::sleep_for(6s);
-	ASSERT_EQ(kill(watch.pid(), SIGINT), 0);
-	RunResult r = watch.finish();
-	ASSERT_EQ(r.exit_code, 0) << r.describe();
-	EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 4) << r.out;
-	EXPECT_FALSE(tracked(pid)) << "watch must leave the target untracked";
 	std::vector<fs::path> kept;
 	for (const auto& e : fs::directory_iterator(dir))
 		kept.push_back(e.path());
 	std::sort(kept.begin(), kept.end());
-	ASSERT_LE(kept.size(), 3u);
-	ASSERT_GE(kept.size(), 2u);
-	EXPECT_FALSE(read_index(kept.front())->contains("parent")) << "the oldest kept snapshot must stand alone";
-	EXPECT_EQ(wl.verify(), "PASS") << "watch disturbed the workload";
+	return kept;
+}
+
+// Each kept snapshot restores (the watched workload has exited by now, so its PID is free) and verifies.
+void expect_each_restores(const std::vector<fs::path>& kept, pid_t pid)
+{
 	for (const fs::path& snap : kept) {
 		SCOPED_TRACE(snap.string());
 		auto index = read_index(snap);
@@ -199,6 +211,61 @@ TEST_F(Incremental, WatchKeepsThreeRestorableSnapshots)
 		ASSERT_TRUE(restore_detached(rr, tree, snap, *index));
 		EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
 	}
+}
+
+// Runs watch with `target` for `seconds`, then SIGINT: it must end cleanly with one line per snapshot, at most 3
+// kept, the oldest kept one standing alone.
+std::vector<fs::path> watch_for(const std::vector<std::string>& target, const fs::path& dir, std::chrono::seconds secs)
+{
+	std::vector<std::string> argv{bpfckpt_bin(), "watch"};
+	argv.insert(argv.end(), target.begin(), target.end());
+	for (const char* a : {"-D", dir.c_str(), "--interval", "1", "--keep", "3", "--json"})
+		argv.push_back(a);
+	Command watch;
+	EXPECT_TRUE(watch.start(argv));
+	std::this_thread::sleep_for(secs);
+	EXPECT_EQ(kill(watch.pid(), SIGINT), 0);
+	RunResult r = watch.finish();
+	EXPECT_EQ(r.exit_code, 0) << r.describe();
+	EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), secs.count() - 2) << r.out;
+	std::vector<fs::path> kept = snapshots(dir);
+	EXPECT_LE(kept.size(), 3u);
+	EXPECT_GE(kept.size(), 2u);
+	if (!kept.empty()) {
+		EXPECT_FALSE(read_index(kept.front())->contains("parent")) << "the oldest kept snapshot must stand alone";
+	}
+	for (size_t i = 1; i < kept.size(); i++)
+		EXPECT_EQ(read_index(kept[i])->value("parent", ""), "../" + kept[i - 1].filename().string());
+	return kept;
+}
+
+// watch -t PID --interval 1 --keep 3: SIGINT ends it with the target running and untracked; each kept snapshot
+// restores.
+TEST_F(Incremental, WatchKeepsThreeRestorableSnapshots)
+{
+	Workload wl;
+	ASSERT_TRUE(wl.start("dirty_pages", {"--mem-mib", "32"})) << wl.error();
+	pid_t pid = wl.pid();
+	auto kept = watch_for({"-t", std::to_string(pid)}, tmp_ / "snaps", 6s);
+	EXPECT_FALSE(tracked(pid)) << "watch must leave the target untracked";
+	EXPECT_EQ(wl.verify(), "PASS") << "watch disturbed the workload";
+	expect_each_restores(kept, pid);
+}
+
+// The acceptance case: watch of a cgroup for 10 s, --keep 3; each kept snapshot restores into the cgroup and
+// verifies.
+TEST_F(Incremental, WatchOfACgroupKeepsThreeRestorableSnapshots)
+{
+	TestCgroup cg("watch");
+	ASSERT_CGROUP(cg);
+	Workload wl;
+	ASSERT_TRUE(wl.start("dirty_pages", {"--mem-mib", "32"}, {.cgroup_dir = cg.dir()})) << wl.error();
+	pid_t pid = wl.pid();
+	auto kept = watch_for({cg.path()}, tmp_ / "snaps", 10s);
+	EXPECT_FALSE(tracked(pid)) << "watch must leave the target untracked";
+	EXPECT_EQ(cg.frozen_ones(), "");
+	EXPECT_EQ(wl.verify(), "PASS") << "watch disturbed the workload";
+	expect_each_restores(kept, pid);
 }
 
 }  // namespace
