@@ -29,12 +29,14 @@ void report_dump(const dump::DumpStats& s, const std::string& what, const dump::
 				 {"total_time", us(s.total_time)},       {"pages_scanned", s.pages_scanned},
 				 {"pages_written", s.pages_written},     {"processes", s.processes},
 				 {"threads", s.threads},                 {"image_bytes", s.image_bytes},
-				 {"images_dir", opt.dir},                {"left_running", opt.leave_running}};
+				 {"images_dir", opt.dir},                {"left_running", opt.leave_running},
+				 {"incremental", s.incremental}};
 		fmt::print("{}\n", j.dump());
 		return;
 	}
-	fmt::print("{} {} process(es), {} thread(s), {} MiB into {}{}\n", what, s.processes, s.threads,
-		   s.image_bytes >> 20, opt.dir, opt.leave_running ? " (left running)" : "");
+	fmt::print("{} {} process(es), {} thread(s), {} MiB into {}{}{}\n", what, s.processes, s.threads,
+		   s.image_bytes >> 20, opt.dir, s.incremental ? " (incremental)" : "",
+		   opt.leave_running ? " (left running)" : "");
 	if (stats)
 		print_stats(s);
 }

@@ -141,15 +141,14 @@ CoreLayout lay_out_core(const std::vector<image::Vma>& vmas, const std::vector<b
 	return l;
 }
 
-Result<std::unique_ptr<CoreWriter>> CoreWriter::create(const image::Image& img, const std::string& dir)
+Result<std::unique_ptr<CoreWriter>> CoreWriter::create(const image::Chain& chain)
 {
-	BCK_CHECK(ImagePages::can_read(img, dir));
 	void* m = ::mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return fail_sys(errno, "allocate a {} byte buffer", kChunk);
 	// Best effort: first-touch faults cost 12-16 us a page on the PVM guests (KERNEL.md).
 	::madvise(m, kChunk, MADV_POPULATE_WRITE);
-	return std::unique_ptr<CoreWriter>(new CoreWriter(img, dir, static_cast<char*>(m)));
+	return std::unique_ptr<CoreWriter>(new CoreWriter(chain, static_cast<char*>(m)));
 }
 
 CoreWriter::~CoreWriter()
@@ -158,13 +157,13 @@ CoreWriter::~CoreWriter()
 }
 
 // Whether a vma's bytes go into the core. Not [vvar] and device memory (the kernel's cores leave them out too: their
-// contents are not the process's), and not a file mapping the process never wrote whose file is not here any more:
-// with p_filesz 0 gdb reads it from the file it is given, as for a kernel's core.
+// contents are not the process's), and not a file mapping the process never wrote (in no image of the chain) whose
+// file is not here any more: with p_filesz 0 gdb reads it from the file it is given, as for a kernel's core.
 bool CoreWriter::with_bytes(const image::Vma& v)
 {
 	if (v.kind == "vvar" || v.kind == "vvar_vclock" || (v.vm_flags & (BCK_VM_IO | BCK_VM_PFNMAP)))
 		return false;
-	if (v.kind == "file" && v.pages.empty() && !backing_.available(v))
+	if (v.kind == "file" && v.pages.empty() && !v.inherit && !backing_.available(v))
 		return false;
 	return true;
 }

@@ -38,8 +38,8 @@ struct CoreFileStats {
 
 class CoreWriter {
 public:
-	// img must have passed image::load_image; dir is its directory.
-	static Result<std::unique_ptr<CoreWriter>> create(const image::Image& img, const std::string& dir);
+	// The image and its ancestors, loaded and checked by image::Chain::load.
+	static Result<std::unique_ptr<CoreWriter>> create(const image::Chain& chain);
 	~CoreWriter();
 	CoreWriter(const CoreWriter&) = delete;
 	CoreWriter& operator=(const CoreWriter&) = delete;
@@ -48,8 +48,8 @@ public:
 	Result<CoreFileStats> write(int fd, const image::Process& p);
 
 private:
-	CoreWriter(const image::Image& img, const std::string& dir, char* buf)
-		: dir_(dir), pages_(img, dir), backing_(img), buf_(buf)
+	CoreWriter(const image::Chain& chain, char* buf)
+		: dir_(chain.newest_dir()), pages_(chain), backing_(chain.newest()), buf_(buf)
 	{
 	}
 	bool with_bytes(const image::Vma& v);

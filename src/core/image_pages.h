@@ -1,6 +1,6 @@
 // Where a process's memory comes from when a core is written: the one place that turns "the bytes of
-// [addr, addr+len) of process P" into reads of the image's blobs. Everything else in src/core asks through
-// ImagePages::read, so that incremental images (pages from a chain of parent images) only have to change this file.
+// [addr, addr+len) of process P" into reads of blobs. Private pages are resolved through the image's chain (an
+// incremental image takes what it did not save from its parents); shared memory comes from the newest image.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 
 #include "common/fd.h"
 #include "common/result.h"
+#include "image/chain.h"
 #include "image/model.h"
 
 namespace bpfckpt::core {
@@ -22,25 +23,24 @@ struct Span {
 
 class ImagePages {
 public:
-	// img must have passed image::load_image: every page run lies inside its vma and its blob.
-	ImagePages(const image::Image& img, std::string dir) : img_(img), dir_(std::move(dir)) {}
+	explicit ImagePages(const image::Chain& chain) : chain_(chain) {}
 
-	// Whether read() can serve this image: not yet one that takes pages from a parent image (incremental).
-	static Status can_read(const image::Image& img, const std::string& dir);
-
-	// Copies what the image holds for [addr, addr+len) of p into out[0, len): its private pages and, for shared
-	// memory, the pages of the object it maps. Returns the ranges the image does not hold, in address order; their
-	// bytes in out are left as they were. Addresses outside every vma are such ranges too.
+	// Copies what the image holds for [addr, addr+len) of p (a process of the newest image) into out[0, len): its
+	// private pages and, for shared memory, the pages of the object it maps. Returns the ranges the image does not
+	// hold, in address order; their bytes in out are left as they were. Addresses outside every vma are such
+	// ranges too.
 	Result<std::vector<Span>> read(const image::Process& p, uint64_t addr, uint64_t len, char* out);
 
 private:
-	Result<int> blob_fd(const std::string& name);
-	Status copy_runs(const std::vector<image::PageRun>& runs, const std::string& blob, uint64_t key_shift,
-			 Span want, uint64_t out_base, char* out, std::vector<Span>& holes);
+	Result<int> blob_fd(const std::string& path);
+	Status read_blob(const std::string& path, uint64_t offset, char* out, uint64_t len);
+	Status copy_private(const image::Process& p, Span want, uint64_t out_base, char* out, std::vector<Span>& holes);
+	Status copy_shared(const image::Shmem& obj, uint64_t key_shift, Span want, uint64_t out_base, char* out,
+			   std::vector<Span>& holes);
 
-	const image::Image& img_;
-	std::string dir_;
-	std::map<std::string, UniqueFd> blobs_;  // opened once each
+	const image::Chain& chain_;
+	std::map<std::string, UniqueFd> blobs_;  // by path, opened once each
+	std::vector<image::ResolvedRun> runs_;   // reused: resolving many chunks allocates once
 };
 
 }  // namespace bpfckpt::core

@@ -115,12 +115,14 @@ Result<CoreResult> write_one(CoreWriter& writer, const image::Process& p, const 
 Result<CoresReport> write_cores(const CoreOptions& opt)
 {
 	double t0 = now_s();
-	image::Image img = BCK_TRY(image::load_image(opt.dir));
-	log::debug("{}: image loaded and checked in {:.0f} ms", opt.dir, (now_s() - t0) * 1e3);
+	image::Chain chain = BCK_TRY(image::Chain::load(opt.dir, true));
+	const image::Image& img = chain.newest();
+	log::debug("{}: image (and {} parent(s)) loaded and checked in {:.0f} ms", opt.dir, chain.depth() - 1,
+		   (now_s() - t0) * 1e3);
 	CoresReport rep;
 	std::vector<const image::Process*> todo = BCK_TRY(select_processes(img, opt, rep));
 	BCK_CHECK(make_out_dir(opt.out));
-	auto writer = BCK_TRY(CoreWriter::create(img, opt.dir));
+	auto writer = BCK_TRY(CoreWriter::create(chain));
 	for (const image::Process* p : todo) {
 		double t1 = now_s();
 		rep.cores.push_back(BCK_TRY(context(write_one(*writer, *p, opt.out), "pid {}", p->pid)));

@@ -50,6 +50,8 @@ public:
 	// inherits has the same process (pid, start_time, mm_key) in its parent. Failures are ExitCode::bad_image
 	// naming the image and the link (io for a read error). max_depth: a caller may allow fewer images.
 	static Result<Chain> load(const std::string& dir, bool verify_checksums, size_t max_depth = kMaxChainDepth);
+	// A chain of one: an image that names no parent, already checked as load_image checks it, read from dir.
+	static Chain of(Image img, std::string dir) { return Chain({{std::move(dir), std::move(img), {}}}); }
 
 	const Image& newest() const { return links_.front().image; }
 	const std::string& newest_dir() const { return links_.front().dir; }

@@ -84,9 +84,10 @@ public:
 	bool exited(std::chrono::milliseconds wait = 0ms);  // pidfd readable: the process is dead (zombie or reaped)
 	int wait_status() const { return status_; }        // valid once reaped
 	void kill_all();
+	// The next line it prints after READY (what a workload says on a signal other than SIGUSR1).
+	bool read_line(std::string& line, std::chrono::milliseconds timeout);
 
 private:
-	bool read_line(std::string& line, std::chrono::milliseconds timeout);
 	bool reap(std::chrono::milliseconds timeout);
 
 	pid_t pid_ = -1;

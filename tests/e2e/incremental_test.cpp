@@ -1,7 +1,13 @@
 // Issue 5: write tracking (--track-mem), incremental dumps (--prev-images-dir), restore of a chain, and watch.
 // The workload is tests/workloads/dirty_pages: 256 MiB that stay as they were, and 8 hot pages rewritten every 2 ms.
+#include <elf.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <xxhash.h>
 
 #include <fstream>
 #include <thread>
@@ -53,6 +59,34 @@ RunResult dump(pid_t pid, const fs::path& dir, std::vector<std::string> extra)
 	return run_bpfckpt(args);
 }
 
+// `bpfckpt core` of img for pid, and the XXH3 of the bytes its PT_LOAD gives [addr, addr + len): 0 when the core
+// is missing or does not hold all of them.
+uint64_t core_memory_xxh3(const fs::path& img, const fs::path& out, pid_t pid, uint64_t addr, uint64_t len)
+{
+	RunResult r = run_bpfckpt({"core", "-D", img.string(), "-o", out.string(), "--pid", std::to_string(pid)});
+	EXPECT_EQ(r.exit_code, 0) << r.describe();
+	std::string path = (out / ("core." + std::to_string(pid))).string();
+	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	fstat(fd, &st);
+	void* m = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return 0;
+	const char* core = static_cast<const char*>(m);
+	const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(core);
+	const auto* ph = reinterpret_cast<const Elf64_Phdr*>(core + eh->e_phoff);
+	uint64_t sum = 0;
+	for (int i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr <= addr && addr + len <= ph[i].p_vaddr + ph[i].p_filesz &&
+		    ph[i].p_offset + ph[i].p_filesz <= uint64_t(st.st_size))
+			sum = XXH3_64bits(core + ph[i].p_offset + (addr - ph[i].p_vaddr), len);
+	munmap(m, size_t(st.st_size));
+	return sum;
+}
+
 class Incremental : public testing::Test {
 protected:
 	void SetUp() override { REQUIRE_ROOT_OR_SKIP(); }
@@ -88,7 +122,10 @@ TEST_F(Incremental, ChainHoldsOnlyWrittenPagesAndRestoresExactly)
 	std::this_thread::sleep_for(200ms);
 	// Paused: the workload records the checksum of this exact moment, which the restore must reproduce.
 	ASSERT_EQ(kill(pid, SIGUSR2), 0);
-	std::this_thread::sleep_for(300ms);
+	std::string paused;
+	ASSERT_TRUE(wl.read_line(paused, 10s));
+	uint64_t paused_sum = 0;
+	ASSERT_EQ(sscanf(paused.c_str(), "PAUSED %" SCNx64, &paused_sum), 1) << paused;
 	r = dump(pid, inc2, {"--prev-images-dir", inc1.string()});  // kills it, and ends the tracking
 	ASSERT_EQ(r.exit_code, 0) << r.describe();
 	auto i2 = read_index(inc2);
@@ -97,6 +134,11 @@ TEST_F(Incremental, ChainHoldsOnlyWrittenPagesAndRestoresExactly)
 	EXPECT_FALSE(tracked(pid)) << "a dump without --track-mem must end the tracking";
 	ASSERT_TRUE(wl.exited(5s));
 	wl.kill_all();
+
+	// The core of the newest image holds the memory of that moment too, taken through the chain.
+	EXPECT_EQ(core_memory_xxh3(inc2, tmp_ / "cores", pid, wl.ready().at("mem_addr").get<uint64_t>(),
+				   wl.ready().at("mem_size").get<uint64_t>()),
+		  paused_sum);
 
 	RestoreRun rr;
 	Restored tree;

@@ -1,6 +1,6 @@
 // core::ImagePages, the one place a core's bytes come from: private page runs by address, shared memory runs by
 // offset in their object, holes for everything else (and for addresses no vma covers), bytes outside what it holds
-// left as they were.
+// left as they were. Here over a chain of one image; incremental_test.cpp writes the core of an incremental image.
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -58,6 +58,7 @@ protected:
 		obj.blob = "shm-0";
 		obj.pages = {{0x2000, 1, 0}, {0x4000, 1, kPage}};
 		img_.shmem = {obj};
+		img_.processes = {proc_};
 	}
 	void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -84,7 +85,8 @@ Spans spans(const std::vector<Span>& holes)
 
 TEST_F(ImagePagesTest, PrivateRunsAndHoles)
 {
-	ImagePages pages(img_, dir_);
+	image::Chain chain = image::Chain::of(img_, dir_);
+	ImagePages pages(chain);
 	std::string out(0x8000, '\xee');
 	auto holes = pages.read(proc_, 0x10000, out.size(), out.data());
 	ASSERT_TRUE(holes) << holes.error().describe();
@@ -98,7 +100,8 @@ TEST_F(ImagePagesTest, PrivateRunsAndHoles)
 
 TEST_F(ImagePagesTest, RangeStartingInsideARun)
 {
-	ImagePages pages(img_, dir_);
+	image::Chain chain = image::Chain::of(img_, dir_);
+	ImagePages pages(chain);
 	std::string out(kPage, '\xee');
 	auto holes = pages.read(proc_, 0x12000, kPage, out.data());
 	ASSERT_TRUE(holes) << holes.error().describe();
@@ -108,7 +111,8 @@ TEST_F(ImagePagesTest, RangeStartingInsideARun)
 
 TEST_F(ImagePagesTest, SharedMemoryByOffsetInItsObject)
 {
-	ImagePages pages(img_, dir_);
+	image::Chain chain = image::Chain::of(img_, dir_);
+	ImagePages pages(chain);
 	std::string out(0x4000, '\xee');
 	auto holes = pages.read(proc_, 0x30000, out.size(), out.data());
 	ASSERT_TRUE(holes) << holes.error().describe();
@@ -120,7 +124,8 @@ TEST_F(ImagePagesTest, SharedMemoryByOffsetInItsObject)
 
 TEST_F(ImagePagesTest, AcrossVmasAndTheGapBetween)
 {
-	ImagePages pages(img_, dir_);
+	image::Chain chain = image::Chain::of(img_, dir_);
+	ImagePages pages(chain);
 	std::string out(0x16000, '\xee');  // [0x1f000, 0x35000)
 	auto holes = pages.read(proc_, 0x1f000, out.size(), out.data());
 	ASSERT_TRUE(holes) << holes.error().describe();
@@ -132,21 +137,13 @@ TEST_F(ImagePagesTest, AcrossVmasAndTheGapBetween)
 TEST_F(ImagePagesTest, TruncatedBlobIsAnError)
 {
 	ASSERT_EQ(truncate((dir_ + "/pages-1").c_str(), off_t(kPage)), 0);
-	ImagePages pages(img_, dir_);
+	image::Chain chain = image::Chain::of(img_, dir_);
+	ImagePages pages(chain);
 	std::string out(kPage, '\0');
 	auto holes = pages.read(proc_, 0x12000, kPage, out.data());
 	ASSERT_FALSE(holes);
 	EXPECT_EQ(holes.error().exit, ExitCode::bad_image);
 	EXPECT_NE(holes.error().msg.find("pages-1"), std::string::npos) << holes.error().msg;
-}
-
-TEST_F(ImagePagesTest, IncrementalImagesAreRefusedForNow)
-{
-	EXPECT_TRUE(ImagePages::can_read(img_, dir_));
-	img_.parent = "../parent";
-	auto st = ImagePages::can_read(img_, dir_);
-	ASSERT_FALSE(st);
-	EXPECT_EQ(st.error().exit, ExitCode::unsupported);
 }
 
 }  // namespace
