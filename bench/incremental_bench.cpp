@@ -102,6 +102,18 @@ private:
 	std::string buf_;
 };
 
+// target_dirty writing dirty_pct of tracked_mib of 4 KiB pages a second.
+Result<Target> start_writer(const Config& cfg)
+{
+	return start_target(
+		{BENCH_TARGET_DIRTY, std::to_string(cfg.tracked_mib), fmt::format("{}", cfg.dirty_pct), "4k"}, 600);
+}
+
+double pages_per_round(const Config& cfg, const Target& t)
+{
+	return t.ready.at("pages").get<double>() * cfg.dirty_pct / 100;
+}
+
 // --- one dump --------------------------------------------------------------------------------------------------------
 
 struct DumpFigures {
@@ -155,10 +167,9 @@ Status bench_increment(const Config& cfg, Report& rep)
 {
 	WorkDir work = BCK_TRY(WorkDir::create("inc"));
 	progress(fmt::format("incremental dumps of {} MiB, {}% written between them", cfg.tracked_mib, cfg.dirty_pct));
-	Target t = BCK_TRY(start_target(
-		{BENCH_TARGET_DIRTY, std::to_string(cfg.tracked_mib), fmt::format("{}", cfg.dirty_pct), "4k"}, 600));
+	Target t = BCK_TRY(start_writer(cfg));
 	pid_t pid = t.child.pid();
-	double dirtied = t.ready.at("pages").get<double>() * cfg.dirty_pct / 100;
+	double dirtied = pages_per_round(cfg, t);
 	Rounds rounds(t.child.out_fd());
 	Samples s;
 	std::string prev = work.path("full");
@@ -209,10 +220,9 @@ Status bench_slowdown(const Config& cfg, Report& rep)
 {
 	WorkDir work = BCK_TRY(WorkDir::create("inc"));
 	progress(fmt::format("slowdown of a workload writing {}% of {} MiB a second", cfg.dirty_pct, cfg.tracked_mib));
-	Target t = BCK_TRY(start_target(
-		{BENCH_TARGET_DIRTY, std::to_string(cfg.tracked_mib), fmt::format("{}", cfg.dirty_pct), "4k"}, 600));
+	Target t = BCK_TRY(start_writer(cfg));
 	pid_t pid = t.child.pid();
-	double per_round = t.ready.at("pages").get<double>() * cfg.dirty_pct / 100;
+	double per_round = pages_per_round(cfg, t);
 	Rounds rounds(t.child.out_fd());
 	BCK_CHECK(rounds.skip(1));  // warm-up
 	Phase plain = BCK_TRY(measure_phase(rounds, cfg.work_rounds));

@@ -20,10 +20,29 @@ void print_stats(const dump::DumpStats& s)
 
 }  // namespace
 
-void report_dump(const dump::DumpStats& s, const std::string& what, const dump::DumpOptions& opt, bool stats,
-		 bool json)
+void add_dump_options(CLI::App& cmd, dump::DumpOptions& opt, ReportFlags& flags)
 {
-	if (json) {
+	cmd.add_flag("--track-mem", opt.track_mem,
+		     "arm write tracking (userfaultfd WP_ASYNC), so that a later --prev-images-dir dump saves only "
+		     "the pages written since this one (use with -R)");
+	cmd.add_option("--prev-images-dir", opt.prev_dir,
+		       "an earlier image of the same processes taken with --track-mem: save only what was written "
+		       "since (an incremental image; restore follows the chain)");
+	cmd.add_flag("--stats", flags.stats, "print timings and page counts (CRIU's names, microseconds)");
+	cmd.add_flag("--json", flags.json, "print the summary (and --stats) as JSON");
+	cmd.add_flag("--no-fsync", flags.no_fsync, "do not fsync the image (faster; not crash-safe)");
+}
+
+void finish_dump_options(dump::DumpOptions& opt, const ReportFlags& flags)
+{
+	opt.fsync = !flags.no_fsync;
+	opt.progress = !flags.json;  // a progress line would mix with the JSON a script reads
+}
+
+void report_dump(const dump::DumpStats& s, const std::string& what, const dump::DumpOptions& opt,
+		 const ReportFlags& flags)
+{
+	if (flags.json) {
 		nlohmann::json j{{"freezing_time", us(s.freezing_time)}, {"frozen_time", us(s.frozen_time)},
 				 {"memdump_time", us(s.memdump_time)},   {"memwrite_time", us(s.memwrite_time)},
 				 {"total_time", us(s.total_time)},       {"pages_scanned", s.pages_scanned},
@@ -37,7 +56,7 @@ void report_dump(const dump::DumpStats& s, const std::string& what, const dump::
 	fmt::print("{} {} process(es), {} thread(s), {} MiB into {}{}{}\n", what, s.processes, s.threads,
 		   s.image_bytes >> 20, opt.dir, s.incremental ? " (incremental)" : "",
 		   opt.leave_running ? " (left running)" : "");
-	if (stats)
+	if (flags.stats)
 		print_stats(s);
 }
 

@@ -1,4 +1,4 @@
-// bpfckpt snap CGROUP -D DIR [-R] [--stats] [--json], and bpfckpt thaw CGROUP
+// bpfckpt snap CGROUP -D DIR [-R] [--track-mem] [--prev-images-dir DIR] [--stats] [--json], and bpfckpt thaw CGROUP
 #include <fmt/format.h>
 
 #include "cli/commands.h"
@@ -12,9 +12,7 @@ namespace bpfckpt::cli {
 Run add_snap(CLI::App& root)
 {
 	auto opt = std::make_shared<dump::DumpOptions>();
-	auto stats = std::make_shared<bool>(false);
-	auto json = std::make_shared<bool>(false);
-	auto no_fsync = std::make_shared<bool>(false);
+	auto flags = std::make_shared<ReportFlags>();
 	CLI::App* cmd = root.add_subcommand("snap", "Snapshot every process of a cgroup v2 subtree into an image "
 						    "directory (frozen by the kernel's cgroup freezer)");
 	cmd->add_option("cgroup", opt->cgroup, "the cgroup: a path under the cgroup2 mount, absolute or relative to it")
@@ -23,23 +21,14 @@ Run add_snap(CLI::App& root)
 		->required();
 	cmd->add_flag("-R,--leave-running", opt->leave_running,
 		      "thaw the cgroup after the snap (default: kill everything in it with cgroup.kill)");
-	cmd->add_flag("--track-mem", opt->track_mem,
-		      "arm write tracking (userfaultfd WP_ASYNC), so that a later --prev-images-dir dump saves only "
-		      "the pages written since this one (use with -R)");
-	cmd->add_option("--prev-images-dir", opt->prev_dir,
-			"an earlier image of the same processes taken with --track-mem: save only what was written "
-			"since (an incremental image; restore follows the chain)");
-	cmd->add_flag("--stats", *stats, "print timings and page counts (CRIU's names, microseconds)");
-	cmd->add_flag("--json", *json, "print the summary (and --stats) as JSON");
-	cmd->add_flag("--no-fsync", *no_fsync, "do not fsync the image (faster; not crash-safe)");
+	add_dump_options(*cmd, *opt, *flags);
 	set_examples(*cmd, "  bpfckpt snap /sys/fs/cgroup/unified/ci/job1 -D img     snap the job, then kill it\n"
 			   "  bpfckpt snap ci/job1 -D img -R --stats                 snap it, let it run on, timings\n"
 			   "  bpfckpt restore -D img -d                              bring it back into ci/job1\n");
-	return [opt, stats, json, no_fsync]() -> Status {
-		opt->fsync = !*no_fsync;
-		opt->progress = !*json;
+	return [opt, flags]() -> Status {
+		finish_dump_options(*opt, *flags);
 		auto st = BCK_TRY(dump::snap_cgroup(*opt));
-		report_dump(st, "snapped", *opt, *stats, *json);
+		report_dump(st, "snapped", *opt, *flags);
 		return {};
 	};
 }
