@@ -28,6 +28,9 @@ void add_dump_options(CLI::App& cmd, dump::DumpOptions& opt, ReportFlags& flags)
 	cmd.add_option("--prev-images-dir", opt.prev_dir,
 		       "an earlier image of the same processes taken with --track-mem: save only what was written "
 		       "since (an incremental image; restore follows the chain)");
+	cmd.add_flag("--frozen-copy", flags.frozen_copy,
+		     "with -R: copy all memory while the processes are stopped (default: write-protect it, let them "
+		     "run, and copy it while they run, each page before its first write)");
 	cmd.add_flag("--stats", flags.stats, "print timings and page counts (CRIU's names, microseconds)");
 	cmd.add_flag("--json", flags.json, "print the summary (and --stats) as JSON");
 	cmd.add_flag("--no-fsync", flags.no_fsync, "do not fsync the image (faster; not crash-safe)");
@@ -36,6 +39,7 @@ void add_dump_options(CLI::App& cmd, dump::DumpOptions& opt, ReportFlags& flags)
 void finish_dump_options(dump::DumpOptions& opt, const ReportFlags& flags)
 {
 	opt.fsync = !flags.no_fsync;
+	opt.live_copy = !flags.frozen_copy;
 	opt.progress = !flags.json;  // a progress line would mix with the JSON a script reads
 }
 

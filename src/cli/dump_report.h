@@ -14,9 +14,10 @@ struct ReportFlags {
 	bool stats = false;
 	bool json = false;
 	bool no_fsync = false;
+	bool frozen_copy = false;
 };
 
-// Adds --track-mem, --prev-images-dir, --stats, --json and --no-fsync; finish_dump_options applies the last ones
+// Adds --track-mem, --prev-images-dir, --frozen-copy, --stats, --json and --no-fsync; finish_dump_options applies the last ones
 // to opt once the command line is parsed.
 void add_dump_options(CLI::App& cmd, dump::DumpOptions& opt, ReportFlags& flags);
 void finish_dump_options(dump::DumpOptions& opt, const ReportFlags& flags);

@@ -27,8 +27,10 @@
 #include "common/ptrace_syscall.h"
 #include "dump/cgroup_freeze.h"
 #include "dump/collector.h"
+#include "dump/file_digests.h"
 #include "dump/files.h"
 #include "dump/increment.h"
+#include "dump/live_copy.h"
 #include "dump/memory.h"
 #include "dump/pipes.h"
 #include "dump/process.h"
@@ -276,6 +278,9 @@ private:
 	Status dump_pipes();
 	Status dump_shmem(image::Process& p);
 	Status dump_pages(image::Process& p);
+	Result<bool> dump_pages_live(image::Process& p, pid_t tid, uint64_t syscall_addr, image::BlobWriter& blob,
+				     log::Progress* progress);
+	Status copy_after_thaw();
 	Result<uint32_t> shmem_object(const std::string& open_path, const std::string& path, uint64_t dev, uint64_t ino);
 
 	const DumpOptions& opt_;
@@ -291,6 +296,19 @@ private:
 	std::unique_ptr<image::BlobWriter> shmem_blob_;
 	MemoryStats mem_;
 	CopyBuffers bufs_;
+	// -R: the processes whose memory is copied after the thaw, with their page blobs still open.
+	struct LivePages {
+		image::Process* process;
+		std::unique_ptr<image::BlobWriter> blob;
+		LiveCopy copy;
+	};
+	std::vector<LivePages> live_;
+	bool live_lost_ = false;
+
+public:
+	// The dump failed because the copy after the thaw lost pages (munmap, MADV_DONTNEED, mremap): a dump with
+	// the memory copied while frozen can succeed.
+	bool live_copy_lost() const { return live_lost_; }
 };
 
 Status Dumper::dump_threads(image::Process& p, const std::vector<const RawTask*>& threads)
@@ -353,19 +371,112 @@ Result<uint32_t> Dumper::shmem_object(const std::string& open_path, const std::s
 	return img_.shmem.back().id;
 }
 
+// A task in a frozen cgroup (frozen by someone else: a snap thaws its own first) would never run a syscall
+// injected into it.
+bool in_frozen_cgroup(pid_t pid)
+{
+	auto path = cgroup::path_of(pid);
+	auto cg = path ? cgroup::resolve(*path) : Result<cgroup::Cgroup>(std::unexpected(path.error()));
+	return cg && (cgroup::is_frozen(*cg).value_or(false) || cgroup::freeze_requested(*cg).value_or(false));
+}
+
 // Private pages: all of them, or, for vmas that inherit from the parent image, those written since.
 Status Dumper::dump_pages(image::Process& p)
 {
 	auto vdso = std::find_if(p.vmas.begin(), p.vmas.end(), [](const image::Vma& v) { return v.kind == "vdso"; });
 	uint64_t syscall_addr = vdso == p.vmas.end() ? 0 : vdso->start + BCK_TRY(vdso_syscall_offset());
-	PageRanges chosen = BCK_TRY(inc_.before_pages(p, pid_t(p.threads.front().tid), syscall_addr));
+	pid_t tid = pid_t(p.threads.front().tid);
+	if (syscall_addr && in_frozen_cgroup(pid_t(p.pid))) {
+		if (opt_.track_mem)
+			return fail(ExitCode::target_busy, "pid {}: its cgroup is frozen: --track-mem cannot arm tracking",
+				    p.pid);
+		syscall_addr = 0;  // no copy after the thaw either: it is copied now
+	}
+	PageRanges chosen = BCK_TRY(inc_.before_pages(p, tid, syscall_addr));
 	auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
-	log::Progress progress(fmt::format("dump pid {}", p.pid));
-	BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_, opt_.progress ? &progress : nullptr,
-				     chosen));
 	p.pages_blob = blob->name();
+	log::Progress progress(fmt::format("dump pid {}", p.pid));
+	log::Progress* shown = opt_.progress ? &progress : nullptr;
+	// The copy after the thaw is for full -R dumps: tracking needs the vmas registered WP_ASYNC instead, and an
+	// incremental dump has only its few written pages to copy.
+	bool live = opt_.leave_running && opt_.live_copy && !opt_.track_mem && opt_.prev_dir.empty() && syscall_addr;
+	if (live) {
+		if (BCK_TRY(dump_pages_live(p, tid, syscall_addr, *blob, shown))) {
+			live_.back().blob = std::move(blob);
+			return inc_.after_pages(p);
+		}
+	} else {
+		BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_, shown, chosen));
+	}
 	img_.blobs.push_back(blob->finish());
 	return inc_.after_pages(p);
+}
+
+// Below this much private memory a process is copied while frozen: the copy takes less than arming it would
+// save, and a short-lived process is likely to exit (taking its pages with it) before a copy after the thaw.
+constexpr uint64_t kLiveCopyMin = 8u << 20;
+
+// Write-protects what can be copied after the thaw and copies the rest now. True when some pages are left for
+// copy_after_thaw (the process is then in live_); false when all were copied now.
+Result<bool> Dumper::dump_pages_live(image::Process& p, pid_t tid, uint64_t syscall_addr, image::BlobWriter& blob,
+				     log::Progress* progress)
+{
+	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, mem_));
+	uint64_t bytes = 0;
+	for (const PagePiece& piece : pieces)
+		bytes += piece.end - piece.start;
+	if (bytes < kLiveCopyMin) {
+		BCK_CHECK(copy_private_pages(pid_t(p.pid), p.vmas, pieces, blob, bufs_, mem_, progress));
+		return false;
+	}
+	auto copy = BCK_TRY(context(LiveCopy::arm(pid_t(p.pid), tid, syscall_addr, p.vmas, pieces), "pid {}", p.pid));
+	BCK_CHECK(copy_private_pages(pid_t(p.pid), p.vmas, pieces, blob, bufs_, mem_, progress));
+	if (!copy || copy->live().empty())
+		return false;
+	live_.push_back({&p, nullptr, std::move(*copy)});
+	return true;
+}
+
+// -R, once every thread runs again: the write-protected pages, copied while a handler thread saves each page a
+// write reaches first.
+Status Dumper::copy_after_thaw()
+{
+	if (live_.empty())
+		return {};
+	std::vector<LiveCopy*> copies;
+	for (LivePages& l : live_)
+		copies.push_back(&l.copy);
+	auto handler = BCK_TRY(LiveCopyHandler::start(copies));
+	Status copied;
+	for (LivePages& l : live_) {
+		image::Process& p = *l.process;
+		log::Progress progress(fmt::format("dump pid {} (running)", p.pid));
+		copied = copy_private_pages(pid_t(p.pid), p.vmas, l.copy.live(), *l.blob, bufs_, mem_,
+					    opt_.progress ? &progress : nullptr,
+					    [&l](const PagePiece* pieces, size_t n, char* dst) {
+						    return l.copy.take(pieces, n, dst);
+					    });
+		if (!copied)
+			break;
+	}
+	// A read that failed may be a munmap whose event the kernel queues only after the unmap is done: a moment
+	// for it to arrive, then the handler reads every event that came before it stops.
+	if (!copied)
+		std::this_thread::sleep_for(std::chrono::milliseconds(10));
+	Status handled = handler->stop();
+	for (LivePages& l : live_)
+		if (l.copy.lost()) {
+			live_lost_ = true;
+			return fail(ExitCode::target_busy, "{}", l.copy.lost_reason());
+		}
+	// A process that exited after the thaw took its memory with it; it was part of the frozen moment.
+	live_lost_ = !copied && copied.error().exit == ExitCode::target_busy;
+	BCK_CHECK(copied);
+	BCK_CHECK(handled);
+	for (LivePages& l : live_)
+		img_.blobs.push_back(l.blob->finish());
+	live_.clear();  // closes the userfaultfds: the memory is no longer registered
+	return {};
 }
 
 Status Dumper::dump_shmem(image::Process& p)
@@ -535,17 +646,19 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	if (shmem_blob_)
 		img_.blobs.push_back(shmem_blob_->finish());
 	img_.files = files_.files;
-	st.memdump_time = now_s() - t_mem;
-	st.memwrite_time = mem_.memwrite_s;
-	st.pages_scanned = mem_.pages_scanned;
-	st.pages_written = mem_.pages_written;
+	BCK_TRY(add_file_digests(img_));  // while every process still holds its files
 	BCK_CHECK(check_still_alive(freezer_));
 	BCK_CHECK(interrupts_.check());
 
 	if (opt_.leave_running) {
 		freezer_.detach_all();
 		st.frozen_time = now_s() - t_frozen;
+		BCK_CHECK(copy_after_thaw());
 	}
+	st.memdump_time = now_s() - t_mem;
+	st.memwrite_time = mem_.memwrite_s;
+	st.pages_scanned = mem_.pages_scanned;
+	st.pages_written = mem_.pages_written;
 	BCK_CHECK(dir_.commit(img_, opt_.fsync));
 	BCK_CHECK(inc_.commit(img_.id));
 	if (!opt_.leave_running) {
@@ -582,14 +695,21 @@ Result<std::unique_ptr<Collector>> open_collector()
 	return collector;
 }
 
-Result<DumpStats> run_dumper(const DumpOptions& opt, std::optional<cgroup::Cgroup> cg)
+// A -R dump whose copy after the thaw was lost is taken again, with the memory copied while frozen.
+Result<DumpStats> run_dumper(const DumpOptions& opt, const std::optional<cgroup::Cgroup>& cg)
 {
 	auto collector = BCK_TRY(open_collector());
-	auto dir = BCK_TRY(image::ImageDir::create(opt.dir));
-	DumpStats st;
-	Dumper d(opt, *collector, *dir, std::move(cg));
-	BCK_CHECK(d.run(st));
-	return st;
+	for (DumpOptions o = opt;; o.live_copy = false) {
+		auto dir = BCK_TRY(image::ImageDir::create(o.dir));
+		DumpStats st;
+		Dumper d(o, *collector, *dir, cg);
+		Status done = d.run(st);
+		if (done)
+			return st;
+		if (!d.live_copy_lost() || !o.live_copy)
+			return std::unexpected(done.error());
+		log::warn("{}: dumping again, with the memory copied while frozen", done.error().describe());
+	}
 }
 
 }  // namespace

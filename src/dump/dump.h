@@ -22,6 +22,8 @@ struct DumpOptions {
 	std::string prev_dir;        // --prev-images-dir: save only what changed since this image
 	bool fsync = true;
 	bool progress = true;
+	// -R: write-protect the memory and copy it after the thaw (src/dump/live_copy.h); --frozen-copy: while frozen
+	bool live_copy = true;
 	// --self-token R:W (hidden): the fds of the caller's pipe, for bpfckpt_checkpoint_self (src/dump/self_token.h)
 	std::optional<std::pair<int, int>> self_token;
 };

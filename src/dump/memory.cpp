@@ -25,12 +25,6 @@ constexpr size_t kChunk = 8u << 20;      // bytes per process_vm_readv batch; tw
 constexpr size_t kMaxIov = 1024;         // IOV_MAX
 constexpr size_t kScanRegions = 4096;    // page_region entries per PAGEMAP_SCAN call
 
-struct Piece {
-	size_t vma;        // index into the vmas
-	uint64_t start;
-	uint64_t end;
-};
-
 
 // Pages that hold data of the process's own: present or swapped, but not page-cache pages of a file (for a
 // private file mapping those are the file's, unchanged) and not the shared zero page (restore reads zeros anyway).
@@ -68,7 +62,7 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> scan_private(int pagemap, uin
 
 // Reads [start, end) of pid's memory into dst: process_vm_readv, or /proc/PID/mem for mappings the process
 // itself cannot read (PROT_NONE with data), which process_vm_readv refuses.
-Status read_remote(pid_t pid, int mem_fd, const std::vector<Piece>& pieces, size_t first, size_t count, char* dst,
+Status read_remote(pid_t pid, int mem_fd, const std::vector<PagePiece>& pieces, size_t first, size_t count, char* dst,
 		   const std::vector<image::Vma>& vmas)
 {
 	std::vector<iovec> remote;
@@ -106,10 +100,10 @@ Status read_remote(pid_t pid, int mem_fd, const std::vector<Piece>& pieces, size
 }
 
 // Splits pieces so none is larger than a chunk.
-std::vector<Piece> split(std::vector<Piece> in)
+std::vector<PagePiece> split(const std::vector<PagePiece>& in)
 {
-	std::vector<Piece> out;
-	for (const Piece& p : in)
+	std::vector<PagePiece> out;
+	for (const PagePiece& p : in)
 		for (uint64_t s = p.start; s < p.end; s += kChunk)
 			out.push_back({p.vma, s, std::min<uint64_t>(p.end, s + kChunk)});
 	return out;
@@ -162,19 +156,14 @@ bool has_private_pages(const image::Vma& vma)
 	return !(vma.vm_flags & (BCK_VM_IO | BCK_VM_PFNMAP));
 }
 
-Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
-			  MemoryStats& stats, log::Progress* progress, const PageRanges& chosen)
+Result<std::vector<PagePiece>> plan_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, MemoryStats& stats,
+						   const PageRanges& chosen)
 {
-	std::string proc = "/proc/" + std::to_string(pid);
-	UniqueFd pagemap(::open((proc + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
+	std::string path = fmt::format("/proc/{}/pagemap", pid);
+	UniqueFd pagemap(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!pagemap)
-		return fail_sys(errno, "open {}/pagemap", proc);
-	UniqueFd mem(::open((proc + "/mem").c_str(), O_RDONLY | O_CLOEXEC));
-	if (!mem)
-		return fail_sys(errno, "open {}/mem", proc);
-
-	std::vector<Piece> found;
-	uint64_t total = 0;
+		return fail_sys(errno, "open {}", path);
+	std::vector<PagePiece> found;
 	for (size_t i = 0; i < vmas.size(); i++) {
 		if (!has_private_pages(vmas[i]))
 			continue;
@@ -183,12 +172,24 @@ Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobW
 		auto ranges = given != chosen.end()
 				      ? given->second
 				      : BCK_TRY(context(scan_private(pagemap.get(), vmas[i].start, vmas[i].end), "pid {}", pid));
-		for (auto [s, e] : ranges) {
+		for (auto [s, e] : ranges)
 			found.push_back({i, s, e});
-			total += e - s;
-		}
 	}
-	std::vector<Piece> pieces = split(std::move(found));
+	return found;
+}
+
+Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& planned,
+			  image::BlobWriter& blob, CopyBuffers& bufs, MemoryStats& stats, log::Progress* progress,
+			  const ChunkRead& on_read)
+{
+	std::string path = fmt::format("/proc/{}/mem", pid);
+	UniqueFd mem(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!mem)
+		return fail_sys(errno, "open {}", path);
+	std::vector<PagePiece> pieces = split(planned);
+	uint64_t total = 0;
+	for (const PagePiece& p : pieces)
+		total += p.end - p.start;
 	BCK_CHECK(bufs.reserve(total));
 	std::future<Status> writing;
 	int cur = 0;
@@ -206,6 +207,8 @@ Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobW
 			bytes += pieces[i + n].end - pieces[i + n].start, n++;
 		char* dst = bufs.get(cur);
 		BCK_CHECK(read_remote(pid, mem.get(), pieces, i, n, dst, vmas));
+		if (on_read)
+			BCK_CHECK(on_read(&pieces[i], n, dst));
 		// Checksummed here, while the writer thread still writes the previous chunk: hashing in the writer
 		// made it the bottleneck (1 GiB: +70 ms on top of the write).
 		blob.hash(dst, bytes);
@@ -231,6 +234,13 @@ Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobW
 		cur ^= 1;
 	}
 	return finish_write();
+}
+
+Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
+			  MemoryStats& stats, log::Progress* progress, const PageRanges& chosen)
+{
+	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(pid, vmas, stats, chosen));
+	return copy_private_pages(pid, vmas, pieces, blob, bufs, stats, progress);
 }
 
 Status dump_shmem_object(const std::string& path, image::Shmem& obj, image::BlobWriter& blob, CopyBuffers& bufs,

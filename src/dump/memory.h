@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -45,9 +46,28 @@ bool has_private_pages(const image::Vma& vma);
 // Page ranges [start, end) to save, by index into a process's vmas.
 using PageRanges = std::map<size_t, std::vector<std::pair<uint64_t, uint64_t>>>;
 
-// Saves the present (or swapped) private pages of pid's VMAs into blob and records them in each vma.pages.
-// Private file mappings contribute only the pages the process wrote (anonymous copies), not the file's pages.
-// A vma listed in `chosen` (an incremental dump's written pages) saves exactly those ranges instead.
+// Pages [start, end) of vmas[vma] to save.
+struct PagePiece {
+	size_t vma = 0;
+	uint64_t start = 0;
+	uint64_t end = 0;
+};
+
+// The present (or swapped) private pages of pid's VMAs, in address order. Private file mappings contribute only
+// the pages the process wrote (anonymous copies), not the file's pages. A vma listed in `chosen` (an incremental
+// dump's written pages) gives exactly those ranges instead.
+Result<std::vector<PagePiece>> plan_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, MemoryStats& stats,
+						   const PageRanges& chosen = {});
+
+// Told of each chunk as soon as it is read, before it is written: n pieces, their bytes at dst, back to back.
+using ChunkRead = std::function<Status(const PagePiece* pieces, size_t n, char* dst)>;
+
+// Copies the pieces into blob, in their order, and records them in each vma.pages.
+Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
+			  image::BlobWriter& blob, CopyBuffers& bufs, MemoryStats& stats, log::Progress* progress,
+			  const ChunkRead& on_read = {});
+
+// plan_private_pages, then copy_private_pages.
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
 			  MemoryStats& stats, log::Progress* progress, const PageRanges& chosen = {});
 

@@ -15,7 +15,7 @@
 
 #include "bpfckpt/compat.h"
 #include "common/fs.h"
-#include "common/ptrace_syscall.h"
+#include "dump/remote_uffd.h"
 
 namespace bpfckpt::dump {
 
@@ -131,16 +131,6 @@ void end_keeper(const Record& r)
 	::unlink(record_path(r.who.pid).c_str());
 }
 
-Status uffd_api(int uffd)
-{
-	uffdio_api api{};
-	api.api = UFFD_API;
-	api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
-	if (ioctl(uffd, UFFDIO_API, &api) != 0)
-		return fail_sys(errno, "UFFDIO_API WP_ASYNC|WP_UNPOPULATED (Linux 6.7+)");
-	return {};
-}
-
 }  // namespace
 
 Result<std::optional<MemTracker>> MemTracker::attach(const TrackedProcess& who)
@@ -165,20 +155,12 @@ Result<MemTracker> MemTracker::create(const TrackedProcess& who, pid_t tid, uint
 {
 	// User-mode-only: allowed without privilege in the target; WP_ASYNC never asks anyone, so kernel-mode
 	// writes are tracked all the same.
-	int64_t remote = BCK_TRY(inject_syscall(tid, syscall_addr, SYS_userfaultfd,
-						{O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY}));
-	if (remote < 0)
-		return fail_errno(ExitCode::kernel, int(-remote), "pid {}: userfaultfd() in the target", who.pid);
-	UniqueFd target(pidfd_open(who.pid));
-	int taken = target ? int(syscall(SYS_pidfd_getfd, target.get(), int(remote), 0)) : -1;
-	int err = errno;
-	// The target's own copy goes at once: its fd table is as it was.
-	BCK_TRY(inject_syscall(tid, syscall_addr, SYS_close, {uint64_t(remote)}));
-	if (taken < 0)
-		return fail_sys(err, "pid {}: take its userfaultfd", who.pid);
-	UniqueFd uffd(taken);
-	BCK_CHECK(uffd_api(uffd.get()));
-	return MemTracker(who, std::move(uffd), 0, "");
+	auto uffd = BCK_TRY(remote_userfaultfd(who.pid, tid, syscall_addr, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY,
+					       UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED));
+	if (!uffd)
+		return fail(ExitCode::permission, "pid {}: may not create a userfaultfd (vm.unprivileged_userfaultfd)",
+			    who.pid);
+	return MemTracker(who, std::move(*uffd), 0, "");
 }
 
 Result<bool> MemTracker::track(uint64_t start, uint64_t end)

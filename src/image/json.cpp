@@ -46,6 +46,8 @@ void to_json(json& j, const Vma& v)
 		 {"pages", v.pages}, {"inherit", v.inherit}, {"zero", v.zero}};
 	if (v.shmem)
 		j["shmem"] = *v.shmem;
+	if (v.digest)
+		j["digest"] = *v.digest;
 }
 
 void from_json(const json& j, Vma& v)
@@ -68,6 +70,8 @@ void from_json(const json& j, Vma& v)
 	j.at("zero").get_to(v.zero);
 	if (j.contains("shmem"))
 		v.shmem = j.at("shmem").get<uint32_t>();
+	if (j.contains("digest"))
+		v.digest = j.at("digest").get<std::string>();
 }
 
 void to_json(json& j, const File& f)
@@ -78,6 +82,8 @@ void to_json(json& j, const File& f)
 		 {"external_key", f.external_key}};
 	if (f.pipe)
 		j["pipe"] = *f.pipe;
+	if (f.digest)
+		j["digest"] = *f.digest;
 }
 
 void from_json(const json& j, File& f)
@@ -98,6 +104,8 @@ void from_json(const json& j, File& f)
 	j.at("external_key").get_to(f.external_key);
 	if (j.contains("pipe"))
 		f.pipe = j.at("pipe").get<uint64_t>();
+	if (j.contains("digest"))
+		f.digest = j.at("digest").get<std::string>();
 }
 
 json to_json_value(const Image& img)

@@ -47,6 +47,8 @@ struct Vma {
 	uint64_t file_size = 0;
 	int64_t mtime_sec = 0;
 	uint32_t mtime_nsec = 0;
+	// The backing file's content digest (common/file_digest.h): how restore --root recognises it elsewhere.
+	std::optional<std::string> digest;
 	std::optional<uint32_t> shmem;  // shared memory object id (MAP_SHARED anonymous, memfd, /dev/shm)
 	std::vector<PageRun> pages;     // private pages, in the process's page blob
 	// Incremental images (/work/notes/incremental.md): a page in neither `pages` nor `zero` has the content the
@@ -169,6 +171,7 @@ struct File {
 	uint64_t size = 0;
 	int64_t mtime_sec = 0;
 	uint32_t mtime_nsec = 0;
+	std::optional<std::string> digest;  // regular files: content digest (common/file_digest.h)
 	std::optional<uint64_t> pipe;  // pipes: Image::pipes[].ino
 	bool external = false;   // the other side is outside the dumped set (restore connects it to something given)
 	std::string external_key;  // pipe:[ino], socket:[ino], tty path: the identity --inherit-fd names

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "common/file_digest.h"
 #include "image/image_dir.h"
 #include "image/json.h"
 
@@ -121,6 +122,19 @@ Status check_blob_list(const Image& img)
 		if (!is_lower_hex(b.xxh3, 16))
 			return bad("blob {}: xxh3 {:?} is not 16 lower-case hex digits", b.name, b.xxh3);
 	}
+	return {};
+}
+
+// A content digest is what restore --root trusts to accept a file found elsewhere: well-formed, and only on what
+// has content on disk (a file mapping, a regular file).
+Status check_digest(const std::optional<std::string>& digest, bool has_content, const std::string& what)
+{
+	if (!digest)
+		return {};
+	if (!has_content)
+		return bad("{}: a digest on something that is not a file on disk", what);
+	if (!is_valid_digest(*digest))
+		return bad("{}: digest {:?} is not build_id:HEX or xxh3_128:HEX", what, *digest);
 	return {};
 }
 
@@ -423,6 +437,7 @@ Status Validator::check_vmas(const Process& p) const
 			return bad("{}: unknown kind {:?}", what, v.kind);
 		if (v.shmem && *v.shmem >= img_.shmem.size())
 			return bad("{}: shmem {} does not exist ({} objects)", what, *v.shmem, img_.shmem.size());
+		BCK_CHECK(check_digest(v.digest, v.kind == "file", what));
 		if (!v.pages.empty() && p.pages_blob.empty())
 			return bad("{}: has pages but the process has no pages blob", what);
 		BCK_CHECK(check_page_runs(v.pages, v.start, v.end, p.pages_blob, what));
@@ -478,6 +493,7 @@ Status Validator::check_files() const
 		const File& f = img_.files[i];
 		if (f.id != i)
 			return bad("file {}: id {} is not its index", i, f.id);
+		BCK_CHECK(check_digest(f.digest, f.kind == "regular", fmt::format("file {}", i)));
 		if (f.external)
 			continue;  // its other end is given at restore time, not in pipes[]
 		if (f.pipe && !pipes.count(*f.pipe))

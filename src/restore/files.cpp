@@ -18,11 +18,19 @@ namespace {
 // Flags open(2) must not see again: the file exists, and creating or truncating it would lose data.
 constexpr int kOpenOnlyFlags = O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY;
 
-Result<int> open_regular(const image::File& f)
+// Regular files and directories are found through the lookup (under --root, and checked there); devices are this
+// machine's own, by path.
+Result<int> open_regular(const image::File& f, const FileLookup& look)
 {
-	int fd = ::open(f.path.c_str(), int(f.flags) & ~kOpenOnlyFlags);
-	if (fd < 0)
-		return fail_sys(errno, "file {}: open", f.path);
+	int flags = int(f.flags) & ~kOpenOnlyFlags;
+	int fd;
+	if (f.kind == "chardev") {
+		fd = ::open(f.path.c_str(), flags | O_CLOEXEC);
+		if (fd < 0)
+			return fail_sys(errno, "file {}: open", f.path);
+	} else {
+		fd = BCK_TRY(look.open(identity_of(f, look.has_root()), flags)).fd.release();
+	}
 	if (f.kind == "regular" && lseek(fd, off_t(f.pos), SEEK_SET) < 0) {
 		int e = errno;
 		close(fd);
@@ -30,7 +38,6 @@ Result<int> open_regular(const image::File& f)
 	}
 	return fd;
 }
-
 
 // A new pipe with the saved capacity and the saved bytes back in it.
 Result<std::pair<int, int>> make_pipe(const image::Pipe& p, const std::string& dir)
@@ -110,7 +117,7 @@ Result<int> move_high(int fd, int base)
 }
 
 Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir,
-				      const std::map<std::string, int>& inherit)
+				      const std::map<std::string, int>& inherit, const FileLookup& look)
 {
 	MasterFiles mf;
 	int max_fd = 2;
@@ -165,7 +172,7 @@ Result<MasterFiles> open_master_files(const image::Image& img, const std::string
 			if (lseek(fd, off_t(f.pos), SEEK_SET) < 0)
 				return fail_sys(errno, "file {}: seek", f.path);
 		} else if (f.kind == "regular" || f.kind == "directory" || f.kind == "chardev") {
-			fd = BCK_TRY(move_high(BCK_TRY(open_regular(f)), mf.base));
+			fd = BCK_TRY(move_high(BCK_TRY(open_regular(f, look)), mf.base));
 		} else {
 			return fail(ExitCode::unsupported, "file {} ({}): restoring a {} is not supported", f.id, f.path,
 				    f.kind);
@@ -196,21 +203,11 @@ Status install_fds(const image::Process& p, const MasterFiles& mf, const std::ve
 	return {};
 }
 
-Result<UniqueFd> open_mapped_file(const image::Vma& v)
+Result<UniqueFd> open_mapped_file(const image::Vma& v, const FileLookup& look)
 {
 	bool writable_shared = v.shared && (v.prot & 2 /* PROT_WRITE */);
-	UniqueFd fd(::open(v.path.c_str(), (writable_shared ? O_RDWR : O_RDONLY) | O_CLOEXEC));
-	if (!fd)
-		return fail_sys(errno, "mapped file {}: open", v.path);
-	struct stat st;
-	if (fstat(fd.get(), &st) != 0)
-		return fail_sys(errno, "mapped file {}: stat", v.path);
-	// A different file under the same name would restore the wrong code or data.
-	if (uint64_t(st.st_ino) != v.ino || uint64_t(st.st_size) != v.file_size || st.st_mtim.tv_sec != v.mtime_sec ||
-	    uint32_t(st.st_mtim.tv_nsec) != v.mtime_nsec)
-		return fail(ExitCode::failure, "mapped file {}: changed since the dump (inode, size or mtime differ)",
-			    v.path);
-	return fd;
+	// A different file under the same name would restore the wrong code or data: the lookup checks it.
+	return std::move(BCK_TRY(look.open(identity_of(v), writable_shared ? O_RDWR : O_RDONLY)).fd);
 }
 
 }  // namespace bpfckpt::restore

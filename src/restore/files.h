@@ -10,6 +10,7 @@
 #include "common/fd.h"
 #include "common/result.h"
 #include "image/model.h"
+#include "restore/locate.h"
 
 namespace bpfckpt::restore {
 
@@ -22,15 +23,15 @@ struct MasterFiles {
 
 // Opens everything; `dir` is the image directory (pipe contents live in blobs).
 // inherit: external files by key -> the fd of ours that stands for them (--inherit-fd); the rest get our stdin
-// (read ends) or stdout.
+// (read ends) or stdout. look: where regular files are found, and how they are checked (locate.h).
 Result<MasterFiles> open_master_files(const image::Image& img, const std::string& dir,
-				      const std::map<std::string, int>& inherit);
+				      const std::map<std::string, int>& inherit, const FileLookup& look);
 
 // In a restored process: puts its fds in place and closes every master fd it does not keep.
 Status install_fds(const image::Process& p, const MasterFiles& mf, const std::vector<int>& keep);
 
 // Reopens a mapped file for the shim, checking it is still the file that was dumped.
-Result<UniqueFd> open_mapped_file(const image::Vma& vma);
+Result<UniqueFd> open_mapped_file(const image::Vma& vma, const FileLookup& look);
 
 // Moves fd to a number >= base (F_DUPFD_CLOEXEC), closing the original.
 Result<int> move_high(int fd, int base);

@@ -27,6 +27,8 @@
 #include "image/chain.h"
 #include "restore/files.h"
 #include "restore/finalize.h"
+#include "restore/locate.h"
+#include "restore/preflight.h"
 #include "restore/shim/plan.h"
 #include "restore/shim_loader.h"
 
@@ -55,25 +57,6 @@ struct Control {
 	std::vector<int> go_rd, go_wr;  // per process: the master writes one byte when the restorer may jump
 };
 
-// A dumped and killed process holds its PID until its parent reaps it, usually a moment later: a zombie holder is
-// waited for, briefly; a live one is reported.
-bool pid_taken(uint32_t pid)
-{
-	std::string path = fmt::format("/proc/{}/stat", pid);
-	for (int i = 0; i < 50; i++) {
-		std::string stat;
-		if (auto s = read_file(path))
-			stat = *s;
-		else
-			return false;
-		auto paren = stat.rfind(')');
-		if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z')
-			return true;
-		usleep(40000);
-	}
-	return true;
-}
-
 // Where a cgroup image's processes go: the saved cgroup tree, recreated under `base` (the snapped cgroup's own path,
 // or --cgroup). Directories restore created are removed again if the restore fails.
 struct CgroupPlacement {
@@ -90,17 +73,6 @@ struct CgroupPlacement {
 	}
 };
 
-std::string normalize_cgroup_path(const std::string& mount, std::string path)
-{
-	if (path.rfind(mount + "/", 0) == 0)
-		path = path.substr(mount.size());
-	if (path.empty() || path[0] != '/')
-		path = "/" + path;
-	while (path.size() > 1 && path.back() == '/')
-		path.pop_back();
-	return path;
-}
-
 Result<CgroupPlacement> place_cgroups(const image::Image& img, const std::string& override_path)
 {
 	CgroupPlacement cp;
@@ -111,10 +83,7 @@ Result<CgroupPlacement> place_cgroups(const image::Image& img, const std::string
 		return cp;
 	}
 	cp.mount = BCK_TRY(cgroup::v2_mount());
-	cp.base = normalize_cgroup_path(cp.mount, override_path.empty() ? img.target.cgroup : override_path);
-	if (cp.base == "/")
-		return fail(ExitCode::usage, "cgroup {}: restoring into the root cgroup is refused; name one below it",
-			    override_path.empty() ? img.target.cgroup : override_path);
+	cp.base = BCK_TRY(cgroup_base(img, cp.mount, override_path));
 	for (const std::string& rel : img.cgroups) {
 		auto made = cgroup::create(cp.mount, cp.path_of(rel));
 		if (!made) {
@@ -125,32 +94,6 @@ Result<CgroupPlacement> place_cgroups(const image::Image& img, const std::string
 			cp.created.push_back(dir);
 	}
 	return cp;
-}
-
-// XSAVE features this CPU and kernel enable (XCR0): registers saved with a feature missing here cannot come back.
-uint64_t current_xcr0()
-{
-	uint32_t lo, hi;
-	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-	return (uint64_t(hi) << 32) | lo;
-}
-
-Status check_restorable(const image::Image& img, bool pidns)
-{
-	if (uint64_t missing = img.host.xcr0 & ~current_xcr0())
-		return fail(ExitCode::unsupported, "the image's registers use XSAVE features {:#x} this CPU does not enable "
-			    "(image XCR0 {:#x}, here {:#x})", missing, img.host.xcr0, current_xcr0());
-	for (const auto& p : img.processes) {
-		if (!p.posix_timers.empty())
-			return fail(ExitCode::unsupported, "pid {}: restoring POSIX timers is not supported yet", p.pid);
-		if (pidns && p.pid == 1)
-			return fail(ExitCode::unsupported, "pid 1 is bpfckpt's init under --pidns");
-		for (const auto& t : p.threads)
-			if (!pidns && pid_taken(t.tid))
-				return fail(ExitCode::target_busy, "pid {}: in use on this machine (the dumped process, or "
-					    "another, still holds it); free it, or restore with --pidns", t.tid);
-	}
-	return {};
 }
 
 // Our PID as the master sees it: /proc is the master's, so /proc/self names us in its namespace.
@@ -202,10 +145,27 @@ pid_t clone_with_pid(pid_t pid)
 	_exit((wait_status >> 8) & 0xff);
 }
 
+// Both paths are as bpfckpt sees them: enter the cwd first, then the root, and the cwd stays what it was. Under
+// --root both are looked up beneath it first, as files are.
+Status enter_dirs(const image::Process& p, const FileLookup& look)
+{
+	Located cwd = BCK_TRY(look.open(dir_identity("cwd", p.cwd), O_PATH | O_DIRECTORY));
+	if (fchdir(cwd.fd.get()) != 0)
+		return fail_sys(errno, "chdir {}", p.cwd);
+	if (p.root == "/")
+		return {};
+	Located root = BCK_TRY(look.open(dir_identity("root", p.root), O_PATH | O_DIRECTORY));
+	std::string path = look.has_root() ? fmt::format("/proc/self/fd/{}", root.fd.get()) : p.root;
+	if (chroot(path.c_str()) != 0)
+		return fail_sys(errno, "chroot {}", p.root);
+	return {};
+}
+
 class Restorer {
 public:
-	Restorer(const image::Chain& chain, const MasterFiles& mf, const Control& c, const CgroupPlacement& cg)
-		: chain_(chain), img_(chain.newest()), mf_(mf), ctl_(c), cg_(cg)
+	Restorer(const image::Chain& chain, const MasterFiles& mf, const Control& c, const CgroupPlacement& cg,
+		 const FileLookup& look)
+		: chain_(chain), img_(chain.newest()), mf_(mf), ctl_(c), cg_(cg), look_(look)
 	{
 	}
 
@@ -221,6 +181,7 @@ private:
 	const MasterFiles& mf_;
 	const Control& ctl_;
 	const CgroupPlacement& cg_;
+	const FileLookup& look_;
 };
 
 void Restorer::report_error(size_t i, const Error& e)
@@ -260,13 +221,9 @@ Status Restorer::prepare(size_t i)
 	bool group_elsewhere = p.pgid != 0 && p.pgid != p.pid && getpgrp() != pid_t(p.pgid);
 	if (group_elsewhere && access(fmt::format("/proc/{}", p.pgid).c_str(), F_OK) == 0)
 		setpgid(0, pid_t(p.pgid));
-	// Both paths are as bpfckpt sees them: enter the cwd first, then the root, and the cwd stays what it was.
-	if (chdir(p.cwd.c_str()) != 0)
-		return fail_sys(errno, "pid {}: chdir {}", p.pid, p.cwd);
-	if (p.root != "/" && chroot(p.root.c_str()) != 0)
-		return fail_sys(errno, "pid {}: chroot {}", p.pid, p.root);
+	BCK_CHECK(context(enter_dirs(p, look_), "pid {}", p.pid));
 	umask(mode_t(p.umask));
-	ShimInputs in = BCK_TRY(open_shim_inputs(chain_, p, mf_.base, mf_.by_shmem));
+	ShimInputs in = BCK_TRY(open_shim_inputs(chain_, p, mf_.base, mf_.by_shmem, look_));
 	ShimPlacement where = BCK_TRY(place_shim(p, shim_plan_bytes(p, in)));
 	std::vector<int> keep = in.all();
 	keep.push_back(ctl_.report_wr);
@@ -402,7 +359,7 @@ public:
 	explicit Master(const image::Chain& chain) : chain_(chain), img_(chain.newest()), dir_(chain.newest_dir()) {}
 	~Master() { kill_all(); }
 
-	Status run(const RestoreOptions& opt, const CgroupPlacement& cg, RestoreStats& st);
+	Status run(const RestoreOptions& opt, const CgroupPlacement& cg, const FileLookup& look, RestoreStats& st);
 
 private:
 	Status create_roots(const RestoreOptions& opt, Restorer& restorer);
@@ -598,12 +555,12 @@ Status Master::create_roots(const RestoreOptions& opt, Restorer& restorer)
 	return {};
 }
 
-Status Master::run(const RestoreOptions& opt, const CgroupPlacement& cg, RestoreStats& st)
+Status Master::run(const RestoreOptions& opt, const CgroupPlacement& cg, const FileLookup& look, RestoreStats& st)
 {
 	double t0 = now_s();
-	MasterFiles mf = BCK_TRY(open_master_files(img_, dir_, opt.inherit));
+	MasterFiles mf = BCK_TRY(open_master_files(img_, dir_, opt.inherit, look));
 	BCK_CHECK(make_control(mf.base));
-	Restorer restorer(chain_, mf, ctl_, cg);
+	Restorer restorer(chain_, mf, ctl_, cg, look);
 	BCK_CHECK(create_roots(opt, restorer));
 	for (int fd : mf.all)
 		close(fd);
@@ -654,19 +611,39 @@ Result<RestoreStats> restore_image(const RestoreOptions& opt)
 	// Every image of the chain is validated and checksummed before anything is created.
 	image::Chain chain = BCK_TRY(image::Chain::load(opt.dir, true));
 	const image::Image& img = chain.newest();
-	BCK_CHECK(check_restorable(img, opt.pidns));
+	FileLookup look = BCK_TRY(FileLookup::open(opt.root));
+	std::vector<Finding> findings = preflight(img, {opt.pidns, opt.cgroup}, look);
+	for (const Finding& f : findings)
+		if (f.blocks)
+			return fail(f.exit, "{}", f.message());
+	for (const Finding& f : findings)  // what --check calls notes: said once the restore goes ahead
+		if (f.check == "file" && !look.has_root())
+			log::warn("{}", f.message());
+		else
+			log::debug("{}", f.message());
 	CgroupPlacement cg = BCK_TRY(place_cgroups(img, opt.cgroup));
 	RestoreStats st;
 	Status done;
 	{
 		Master m(chain);
-		done = m.run(opt, cg, st);
+		done = m.run(opt, cg, look, st);
 	}  // a failed master kills what it created before the cgroups it made are removed
 	if (!done) {
 		cg.remove_created();
 		return std::unexpected(done.error());
 	}
 	return st;
+}
+
+}  // namespace bpfckpt::restore
+
+namespace bpfckpt::restore {
+
+Result<std::vector<Finding>> check_image(const RestoreOptions& opt)
+{
+	image::Chain chain = BCK_TRY(image::Chain::load(opt.dir, true));
+	FileLookup look = BCK_TRY(FileLookup::open(opt.root));
+	return preflight(chain.newest(), {opt.pidns, opt.cgroup}, look);
 }
 
 }  // namespace bpfckpt::restore

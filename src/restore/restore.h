@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "restore/preflight.h"
 
 namespace bpfckpt::restore {
 
@@ -15,6 +16,7 @@ struct RestoreOptions {
 	bool pidns = false;   // --pidns: into a new PID namespace under a bpfckpt init, saved PIDs kept inside it
 	std::map<std::string, int> inherit;  // --inherit-fd fd[N]:KEY: external file KEY is restore's fd N
 	std::string cgroup;   // --cgroup: cgroup images go under this cgroup instead of the one they were snapped in
+	std::string root;     // --root: the image's files are looked up beneath this directory first (locate.h)
 };
 
 // Parses CRIU's "fd[N]:KEY".
@@ -30,5 +32,8 @@ struct RestoreStats {
 };
 
 Result<RestoreStats> restore_image(const RestoreOptions& opt);
+
+// restore --check: what the restore would find on this machine (preflight.h), restoring nothing.
+Result<std::vector<Finding>> check_image(const RestoreOptions& opt);
 
 }  // namespace bpfckpt::restore

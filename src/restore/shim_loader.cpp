@@ -77,6 +77,28 @@ Result<std::vector<OwnMap>> own_maps()
 
 bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
 
+bool is_special(const OwnMap& m) { return m.name == "[vdso]" || m.name == "[vvar]" || m.name == "[vvar_vclock]"; }
+
+// This kernel's vdso and vvar pages, moved as one unit to where the image had them: only possible when the image
+// has each of them, of the same size (a kernel of another version or configuration may lay them out otherwise).
+Result<std::vector<shim_move>> special_moves(const image::Process& p, const std::vector<OwnMap>& own)
+{
+	std::vector<shim_move> moves;
+	for (const OwnMap& m : own) {
+		if (!is_special(m))
+			continue;
+		auto saved = std::find_if(p.vmas.begin(), p.vmas.end(), [&](const auto& v) { return v.path == m.name; });
+		if (saved == p.vmas.end())
+			return fail(ExitCode::unsupported, "pid {}: this kernel has a {} the image lacks (another kernel?)",
+				    p.pid, m.name);
+		if (saved->end - saved->start != m.end - m.start)
+			return fail(ExitCode::unsupported, "pid {}: {} is {} KiB here, {} KiB in the image (another kernel?)",
+				    p.pid, m.name, (m.end - m.start) / 1024, (saved->end - saved->start) / 1024);
+		moves.push_back({m.start, saved->start, m.end - m.start});
+	}
+	return moves;
+}
+
 // glibc registered an rseq area in our TLS; the kernel would keep writing to it after the shim unmaps it.
 void unregister_rseq()
 {
@@ -196,18 +218,16 @@ Status open_page_sources(const image::Chain& chain, const image::Process& p, int
 }  // namespace
 
 Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Process& p, int fd_base,
-				    const std::vector<int>& shmem_fds)
+				    const std::vector<int>& shmem_fds, const FileLookup& look)
 {
 	ShimInputs in;
 	BCK_CHECK(open_page_sources(chain, p, fd_base, in));
-	int exe = ::open(p.exe.c_str(), O_RDONLY | O_CLOEXEC);
-	if (exe < 0)
-		return fail_sys(errno, "pid {}: open executable {}", p.pid, p.exe);
-	in.exe_fd = BCK_TRY(move_high(exe, fd_base));
+	Located exe = BCK_TRY(context(look.open(exe_identity(p), O_RDONLY), "pid {}", p.pid));
+	in.exe_fd = BCK_TRY(move_high(exe.fd.release(), fd_base));
 	for (const auto& v : p.vmas) {
 		int fd = -1;
 		if (v.kind == "file") {
-			UniqueFd f = BCK_TRY(context(open_mapped_file(v), "pid {}", p.pid));
+			UniqueFd f = BCK_TRY(context(open_mapped_file(v, look), "pid {}", p.pid));
 			fd = BCK_TRY(move_high(f.release(), fd_base));
 		} else if (v.kind == "shmem") {
 			if (!v.shmem || *v.shmem >= shmem_fds.size())
@@ -221,6 +241,12 @@ Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Proc
 }
 
 uint64_t shim_plan_offset() { return page_up(shim_code_bytes()); }
+
+Status check_special_mappings(const image::Process& p)
+{
+	BCK_CHECK(special_moves(p, BCK_TRY(own_maps())));
+	return {};
+}
 
 Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlacement& where,
 		  const std::vector<int>& extra_close)
@@ -239,13 +265,8 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	auto* ranges = reinterpret_cast<shim_range*>(reinterpret_cast<char*>(plan) + off);
 	auto* moves = reinterpret_cast<shim_move*>(ranges + 512);
 	auto own = BCK_TRY(own_maps());
-	std::vector<OwnMap> specials;
 	for (const OwnMap& m : own) {
-		if (m.name == "[vdso]" || m.name == "[vvar]" || m.name == "[vvar_vclock]") {
-			specials.push_back(m);
-			continue;
-		}
-		if (m.name == "[vsyscall]" || overlaps(m.start, m.end - m.start, where.start, where.len))
+		if (is_special(m) || m.name == "[vsyscall]" || overlaps(m.start, m.end - m.start, where.start, where.len))
 			continue;
 		if (plan->nr_unmap == 512)
 			return fail(ExitCode::failure, "pid {}: more than 512 restorer mappings", p.pid);
@@ -253,12 +274,8 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	}
 	plan->unmap_off = off;
 	plan->moves_off = off + 512 * sizeof(shim_range);
-	for (const OwnMap& m : specials) {
-		auto saved = std::find_if(p.vmas.begin(), p.vmas.end(), [&](const auto& v) { return v.path == m.name; });
-		if (saved == p.vmas.end() || saved->end - saved->start != m.end - m.start)
-			return fail(ExitCode::failure, "pid {}: {} differs from the image's (another kernel?)", p.pid, m.name);
-		moves[plan->nr_moves++] = {m.start, saved->start, m.end - m.start};
-	}
+	for (const shim_move& m : BCK_TRY(special_moves(p, own)))
+		moves[plan->nr_moves++] = m;
 	std::sort(moves, moves + plan->nr_moves, [](const auto& a, const auto& b) { return a.from < b.from; });
 
 	auto* vmas = reinterpret_cast<shim_vma*>(moves + 8);

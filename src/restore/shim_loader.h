@@ -8,6 +8,7 @@
 #include "common/result.h"
 #include "image/chain.h"
 #include "image/model.h"
+#include "restore/locate.h"
 
 namespace bpfckpt::restore {
 
@@ -32,7 +33,11 @@ struct ShimInputs {
 	std::vector<int> all() const;
 };
 Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Process& p, int fd_base,
-				    const std::vector<int>& shmem_fds);
+				    const std::vector<int>& shmem_fds, const FileLookup& look);
+
+// Whether this kernel's [vdso], [vvar] and [vvar_vclock] can be moved to the image's: each present there with the
+// same size. What enter_shim refuses on, checked up front.
+Status check_special_mappings(const image::Process& p);
 
 // Builds the plan, copies shim + plan into the placement and jumps. Returns only on failure. extra_close: fds
 // the shim closes once memory is in place (the restorer's own control pipes).

@@ -39,6 +39,16 @@ inline std::string trim_nl(std::string s)
 	return s;
 }
 
+// The relative name Workload::start needs to run an executable outside the workloads dir.
+inline std::string name_for(const fs::path& exe)
+{
+	std::string rel;
+	for (auto& part : fs::path(workload_path("x")).parent_path())
+		if (part != "/")
+			rel += "../";
+	return rel + exe.relative_path().string();
+}
+
 // Every TID of every process in an image.
 inline std::vector<pid_t> image_tids(const json& index)
 {

@@ -807,16 +807,6 @@ void write_json(const fs::path& p, const json& j)
 	std::ofstream(p, std::ios::trunc) << j.dump();
 }
 
-// The relative name Workload::start needs to run an executable outside the workloads dir.
-std::string name_for(const fs::path& exe)
-{
-	std::string rel;
-	for (auto& part : fs::path(workload_path("x")).parent_path())
-		if (part != "/")
-			rel += "../";
-	return rel + exe.relative_path().string();
-}
-
 // Kills whatever holds one of `pids` and runs bpfckpt or a workload (what a restore that should not have happened
 // created), then reaps it.
 void kill_leftovers(const std::vector<pid_t>& pids)

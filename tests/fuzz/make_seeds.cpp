@@ -94,6 +94,7 @@ Image two_processes()
 		       vma(0x7ffd00000000, 0x7ffd00021000, "stack", {{0x7ffd00020000, 1, 12288}})};
 	parent.vmas[0].prot = 5;
 	parent.vmas[0].path = "/usr/bin/seed";
+	parent.vmas[0].digest = "build_id:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 	parent.vmas[2].shared = true;
 	parent.vmas[2].shmem = 0;
 	parent.pages_blob = "pages-100.bin";
@@ -120,7 +121,7 @@ Image pipes()
 	Process p = process(100, 1);
 	p.threads = {thread(100, "threads-100.bin", 0)};
 	p.vmas = {vma(0x600000, 0x601000, "heap")};
-	p.fds = {{0, false, 0}, {3, true, 1}, {4, true, 2}, {9, false, 3}};
+	p.fds = {{0, false, 0}, {3, true, 1}, {4, true, 2}, {9, false, 3}, {10, false, 4}};
 	img.processes = {p};
 	File tty{0, "chardev", "/dev/pts/0"};
 	tty.external = true;
@@ -133,7 +134,10 @@ Image pipes()
 	outside.pipe = 5001;
 	outside.external = true;
 	outside.external_key = "pipe:[5001]";
-	img.files = {tty, rd, wr, outside};
+	File log{4, "regular", "/var/log/seed.log"};
+	log.size = 11;
+	log.digest = "xxh3_128:5eed5eed5eed5eed5eed5eed5eed5eed";
+	img.files = {tty, rd, wr, outside, log};
 	img.pipes = {{5000, 65536, {"pipes.bin", 0, 11}}, {5002, 4096, {"", 0, 0}}};
 	img.blobs = {{"threads-100.bin", 1344, kSum}, {"pipes.bin", 11, kSum}};
 	return img;

@@ -596,4 +596,31 @@ TEST_F(ValidateTest, InheritAndZeroRuns)
 	EXPECT_MENTIONS(refused(img_), "pid 100: vma 7f0000000000-7f0000004000: a shared or special mapping cannot inherit");
 }
 
+// Content digests (restore --root trusts them): well-formed, and only on files.
+TEST_F(ValidateTest, Digests)
+{
+	Vma& text = img_.processes[0].vmas[0];
+	text.digest = "build_id:93ac61ec5a8eb1396f9fbd350e3169a558528a40";
+	img_.files.push_back({4, "regular", "/data/x"});
+	img_.files.back().digest = "xxh3_128:0123456789abcdef0123456789abcdef";
+	write_index(img_);
+	auto ok = load_image(dir_);
+	ASSERT_TRUE(ok) << ok.error().describe();
+	EXPECT_EQ(ok->processes[0].vmas[0].digest, text.digest);
+	EXPECT_EQ(ok->files.back().digest, img_.files.back().digest);
+
+	for (const char* bad : {"build_id:", "build_id:abc", "build_id:ABCD", "sha256:00", "xxh3_128:0123",
+				"xxh3_128:0123456789abcdef0123456789abcdeg"}) {
+		SCOPED_TRACE(bad);
+		text.digest = bad;
+		EXPECT_MENTIONS(refused(img_), "pid 100: vma 400000-401000: digest");
+	}
+	text.digest.reset();
+	img_.processes[0].vmas[1].digest = "build_id:00";
+	EXPECT_MENTIONS(refused(img_), "pid 100: vma 600000-610000: a digest on something that is not a file");
+	img_.processes[0].vmas[1].digest.reset();
+	img_.files[0].digest = "build_id:00";  // /dev/null
+	EXPECT_MENTIONS(refused(img_), "file 0: a digest on something that is not a file");
+}
+
 }  // namespace

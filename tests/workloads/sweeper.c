@@ -6,6 +6,8 @@
 // and holds that generation in every word; the page being rewritten is not counted yet, and a restored writer
 // finishes it. An image of one moment brings back that same picture; one whose pages were copied at different
 // moments does not.
+// With --churn, a second thread maps, fills and unmaps a 16 MiB region over and over (what a malloc arena's trim
+// does), so that a dump copying memory after the thaw sees its pages go away.
 // SIGUSR1: stops the writer at a page boundary, checks the picture, lets the writer go on and checks that it
 // advances; prints `PASS` or `FAIL why` and exits.
 #define _GNU_SOURCE
@@ -56,6 +58,22 @@ static void* writer(void* arg)
 }
 
 // Every page holds, in every word, the generation `stamped` says it has.
+static void* churner(void* arg)
+{
+	(void)arg;
+	size_t len = 16u << 20;
+	for (;;) {
+		char* p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			continue;
+		memset(p, 0x5a, len);
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+		munmap(p, len);
+	}
+	return NULL;
+}
+
 static int check_picture(char* why, size_t len)
 {
 	uint64_t n = atomic_load(&stamped);
@@ -91,9 +109,12 @@ static int verify(char* why, size_t len)
 int main(int argc, char** argv)
 {
 	size_t mib = 256;
-	for (int i = 1; i + 1 < argc; i += 2)
-		if (!strcmp(argv[i], "--mem-mib"))
-			mib = strtoul(argv[i + 1], NULL, 10);
+	int churn = 0;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--mem-mib") && i + 1 < argc)
+			mib = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--churn"))
+			churn = 1;
 	npages = (mib << 20) / PAGE;
 	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
@@ -110,7 +131,7 @@ int main(int argc, char** argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_t t;
-	if (pthread_create(&t, NULL, writer, NULL) != 0) {
+	if (pthread_create(&t, NULL, writer, NULL) != 0 || (churn && pthread_create(&t, NULL, churner, NULL) != 0)) {
 		fprintf(stderr, "sweeper: pthread_create failed\n");
 		return 2;
 	}

@@ -1,0 +1,271 @@
+#include "dump/live_copy.h"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "dump/remote_uffd.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+using image::kPageSize;
+
+// Write-protects (or releases, waking the threads that wait on it) [start, end). False on EAGAIN: the address
+// space is changing under an event (munmap, MADV_DONTNEED, mremap) until that event is read.
+Result<bool> try_write_protect(int uffd, pid_t pid, uint64_t start, uint64_t end, bool wp)
+{
+	uffdio_writeprotect w{};
+	w.range.start = start;
+	w.range.len = end - start;
+	w.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0)
+		return true;
+	if (errno == EAGAIN)
+		return false;
+	return fail_sys(errno, "pid {}: UFFDIO_WRITEPROTECT {:x}-{:x} ({})", pid, start, end, wp ? "protect" : "release");
+}
+
+// The same, waiting for the event to be read: by the handler thread, never by the caller.
+Status write_protect(int uffd, pid_t pid, uint64_t start, uint64_t end, bool wp)
+{
+	for (int tries = 0; !BCK_TRY(try_write_protect(uffd, pid, start, end, wp)); tries++) {
+		if (tries == 100000)
+			return fail(ExitCode::failure, "pid {}: UFFDIO_WRITEPROTECT {:x}-{:x}: the address space kept "
+				    "changing for 10 s", pid, start, end);
+		usleep(100);
+	}
+	return {};
+}
+
+// false when this kind of mapping cannot be write-protected by a userfaultfd that is not WP_ASYNC (a private file
+// mapping), or when the process already uses userfaultfd on it.
+Result<bool> register_wp(int uffd, pid_t pid, const image::Vma& v)
+{
+	uffdio_register reg{};
+	reg.range.start = v.start;
+	reg.range.len = v.end - v.start;
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) == 0)
+		return true;
+	if (errno == EINVAL || errno == EPERM || errno == EBUSY)
+		return false;
+	return fail_sys(errno, "pid {}: UFFDIO_REGISTER {:x}-{:x}", pid, v.start, v.end);
+}
+
+}  // namespace
+
+Result<std::optional<LiveCopy>> LiveCopy::arm(pid_t pid, pid_t tid, uint64_t syscall_addr,
+					      const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned)
+{
+	auto uffd = BCK_TRY(remote_userfaultfd(
+		pid, tid, syscall_addr, O_CLOEXEC | O_NONBLOCK,
+		UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP));
+	if (!uffd)
+		return std::nullopt;
+	LiveCopy lc(pid, std::move(*uffd));
+	std::string mem = fmt::format("/proc/{}/mem", pid);
+	lc.mem_ = UniqueFd(::open(mem.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!lc.mem_)
+		return fail_sys(errno, "open {}", mem);
+	std::vector<PagePiece> frozen;
+	std::map<size_t, bool> registered;  // by vma
+	for (const PagePiece& p : planned) {
+		auto it = registered.find(p.vma);
+		if (it == registered.end())
+			it = registered.emplace(p.vma, BCK_TRY(register_wp(lc.fd(), pid, vmas[p.vma]))).first;
+		if (!it->second) {
+			frozen.push_back(p);
+			continue;
+		}
+		BCK_CHECK(write_protect(lc.fd(), pid, p.start, p.end, true));
+		lc.live_.push_back(p);
+	}
+	planned = std::move(frozen);
+	return std::optional<LiveCopy>(std::move(lc));
+}
+
+bool LiveCopy::planned_at(uint64_t page) const
+{
+	auto it = std::upper_bound(live_.begin(), live_.end(), page,
+				   [](uint64_t a, const PagePiece& p) { return a < p.end; });
+	return it != live_.end() && it->start <= page;
+}
+
+Status LiveCopy::unprotect(uint64_t start, uint64_t end)
+{
+	return write_protect(fd(), pid_, start, end, false);
+}
+
+// The handler cannot wait for an event to be read: it is the reader. A page it cannot release yet is released
+// once the events are read.
+Status LiveCopy::release_pending()
+{
+	std::erase_if(pending_, [&](uint64_t page) {
+		auto done = try_write_protect(fd(), pid_, page, page + kPageSize, false);
+		if (!done && error_.empty())
+			error_ = done.error().describe();
+		return !done || *done;
+	});
+	if (!error_.empty())
+		return fail(ExitCode::failure, "{}", error_);
+	return {};
+}
+
+// A write to a page the copier has not taken yet: the page (still as it was at the freeze) is saved first.
+Status LiveCopy::on_fault(uint64_t page)
+{
+	{
+		std::lock_guard lk(*mu_);
+		if (page >= taken_until_ && planned_at(page) && !saved_.count(page) && lost_.empty()) {
+			std::vector<char> bytes(kPageSize);
+			ssize_t n = pread(mem_.get(), bytes.data(), kPageSize, off_t(page));
+			if (n != ssize_t(kPageSize))
+				return fail_sys(n < 0 ? errno : EIO, "pid {}: read page {:x} before a write to it", pid_, page);
+			saved_.emplace(page, std::move(bytes));
+		}
+	}
+	pending_.push_back(page);
+	return {};
+}
+
+// Pages the copier has not taken are gone: the copy can no longer be the memory of the freeze.
+void LiveCopy::on_gone(uint64_t start, uint64_t end, const char* what)
+{
+	std::lock_guard lk(*mu_);
+	start = std::max(start, taken_until_);
+	for (const PagePiece& p : live_)
+		if (p.start < end && start < p.end && lost_.empty())
+			lost_ = fmt::format("pid {}: {} of {:x}-{:x} during the copy after the thaw", pid_, what, start, end);
+}
+
+bool LiveCopy::lost() const
+{
+	std::lock_guard lk(*mu_);
+	return !lost_.empty();
+}
+
+std::string LiveCopy::lost_reason() const
+{
+	std::lock_guard lk(*mu_);
+	return lost_;
+}
+
+Status LiveCopy::serve()
+{
+	for (;;) {
+		uffd_msg msg;
+		ssize_t n = read(fd(), &msg, sizeof(msg));
+		if (n < 0 && errno == EAGAIN)
+			return release_pending();
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != ssize_t(sizeof(msg)))
+			return fail_sys(n < 0 ? errno : EIO, "pid {}: read its userfaultfd", pid_);
+		switch (msg.event) {
+		case UFFD_EVENT_PAGEFAULT:
+			BCK_CHECK(on_fault(msg.arg.pagefault.address & ~(kPageSize - 1)));
+			break;
+		case UFFD_EVENT_REMOVE:
+			on_gone(msg.arg.remove.start, msg.arg.remove.end, "MADV_DONTNEED");
+			break;
+		case UFFD_EVENT_UNMAP:
+			on_gone(msg.arg.remove.start, msg.arg.remove.end, "munmap");
+			break;
+		case UFFD_EVENT_REMAP:
+			on_gone(msg.arg.remap.from, msg.arg.remap.from + msg.arg.remap.len, "mremap");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+Status LiveCopy::take(const PagePiece* pieces, size_t n, char* dst)
+{
+	{
+		std::lock_guard lk(*mu_);
+		if (!lost_.empty())
+			return fail(ExitCode::target_busy, "{}", lost_);
+		char* at = dst;
+		for (size_t i = 0; i < n; i++) {
+			for (auto it = saved_.lower_bound(pieces[i].start); it != saved_.end() && it->first < pieces[i].end;
+			     it = saved_.erase(it))
+				std::memcpy(at + (it->first - pieces[i].start), it->second.data(), kPageSize);
+			at += pieces[i].end - pieces[i].start;
+		}
+		if (n)
+			taken_until_ = pieces[n - 1].end;
+	}
+	for (size_t i = 0; i < n; i++)
+		BCK_CHECK(unprotect(pieces[i].start, pieces[i].end));
+	return {};
+}
+
+// --- the handler thread ----------------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<LiveCopyHandler>> LiveCopyHandler::start(std::vector<LiveCopy*> copies)
+{
+	UniqueFd stop(eventfd(0, EFD_CLOEXEC));
+	if (!stop)
+		return fail_sys(errno, "eventfd");
+	std::unique_ptr<LiveCopyHandler> h(new LiveCopyHandler(std::move(copies), std::move(stop)));
+	h->thread_ = std::thread([p = h.get()] { p->run(); });
+	return h;
+}
+
+LiveCopyHandler::~LiveCopyHandler()
+{
+	(void)stop();
+}
+
+void LiveCopyHandler::run()
+{
+	std::vector<pollfd> fds;
+	for (LiveCopy* c : copies_)
+		fds.push_back({c->fd(), POLLIN, 0});
+	fds.push_back({stop_.get(), POLLIN, 0});
+	auto serve = [&](LiveCopy* c) {
+		// A failed page stays protected and its writer waits until the fd is closed: the dump fails anyway.
+		if (Status st = c->serve(); !st && result_)
+			result_ = st;
+	};
+	for (;;) {
+		bool pending = std::any_of(copies_.begin(), copies_.end(), [](LiveCopy* c) { return c->has_pending(); });
+		if (poll(fds.data(), fds.size(), pending ? 1 : -1) < 0 && errno != EINTR) {
+			result_ = fail_sys(errno, "poll the userfaultfds");
+			return;
+		}
+		for (size_t i = 0; i < copies_.size(); i++)
+			if ((fds[i].revents & POLLIN) || copies_[i]->has_pending())
+				serve(copies_[i]);
+		if (fds.back().revents & POLLIN) {
+			for (LiveCopy* c : copies_)  // what came before the stop, munmap events above all
+				serve(c);
+			return;
+		}
+	}
+}
+
+Status LiveCopyHandler::stop()
+{
+	if (!thread_.joinable())
+		return result_;
+	uint64_t one = 1;
+	if (write(stop_.get(), &one, sizeof(one)) != sizeof(one))
+		return fail_sys(errno, "stop the fault handler");
+	thread_.join();
+	return result_;
+}
+
+}  // namespace bpfckpt::dump
