@@ -241,6 +241,35 @@ TEST_F(Incremental, StaleOrMissingParentGivesFullImage)
 	EXPECT_EQ(wl.verify(), "PASS");
 }
 
+// A target that exec'd since the parent image has a new address space: the tracking armed in the old one is gone,
+// so the next dump is a full image, says why, and arms tracking again; the chain after it works as before.
+TEST_F(Incremental, TargetThatExecdGivesFullImage)
+{
+	Workload wl;
+	ASSERT_TRUE(wl.start("dirty_pages", {"--mem-mib", "16"})) << wl.error();
+	pid_t pid = wl.pid();
+	ASSERT_EQ(dump(pid, tmp_ / "full", {"-R", "--track-mem"}).exit_code, 0);
+	ASSERT_EQ(kill(pid, SIGHUP), 0);
+	std::string ready;
+	ASSERT_TRUE(wl.read_line(ready, 10s));
+	ASSERT_EQ(ready.rfind("READY ", 0), 0u) << ready;
+	RunResult r = dump(pid, tmp_ / "after", {"-R", "--track-mem", "--prev-images-dir", (tmp_ / "full").string()});
+	ASSERT_EQ(r.exit_code, 0) << r.describe();
+	EXPECT_NE(r.err.find("same process and address space"), std::string::npos) << r.err;
+	auto after = read_index(tmp_ / "after");
+	ASSERT_TRUE(after);
+	EXPECT_FALSE(after->contains("parent"));
+	EXPECT_GE(own_pages(*after), 4096u) << "the 16 MiB must be saved whole";
+	r = dump(pid, tmp_ / "inc", {"-R", "--track-mem", "--prev-images-dir", (tmp_ / "after").string()});
+	ASSERT_EQ(r.exit_code, 0) << r.describe();
+	auto inc = read_index(tmp_ / "inc");
+	ASSERT_TRUE(inc);
+	EXPECT_EQ(inc->value("parent", ""), "../after");
+	EXPECT_LT(own_pages(*inc), 400u);
+	EXPECT_EQ(run_bpfckpt({"untrack", "-t", std::to_string(pid)}).exit_code, 0);
+	EXPECT_EQ(wl.verify(), "PASS");
+}
+
 // The keeper holds the tracking for as long as the target lives, and no longer.
 TEST_F(Incremental, KeeperExitsWithTarget)
 {

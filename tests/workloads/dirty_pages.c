@@ -5,6 +5,7 @@
 // 2 ms, each time with new content derived from a generation number it then bumps.
 // SIGUSR2: pauses the writer between two rounds, records the checksum of the whole memory and prints
 // `PAUSED <xxh3> <generation>`: an image taken now must bring back exactly that.
+// SIGHUP: execs itself again (same pid, new address space, a new READY line).
 // SIGUSR1: verifies the memory (paused: the whole memory against the recorded checksum; running: every page but
 // the hot ones against the checksum at start), resumes the writer and checks that it advances; prints `PASS` or
 // `FAIL why` and exits.
@@ -137,6 +138,7 @@ int main(int argc, char** argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_t t;
 	if (pthread_create(&t, NULL, writer, NULL) != 0)
@@ -149,6 +151,10 @@ int main(int argc, char** argv)
 	fflush(stdout);
 	for (;;) {
 		int sig = sigwaitinfo(&set, NULL);
+		if (sig == SIGHUP) {
+			execv("/proc/self/exe", argv);  // the same program anew: same pid, a new address space
+			die("execv");
+		}
 		if (sig == SIGUSR1)
 			break;
 		if (sig != SIGUSR2)
