@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <xxhash.h>
@@ -12,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/exit_codes.h"
 #include "harness.h"
 #include "restore_run.h"
 #include "test_cgroup.h"
@@ -361,6 +364,71 @@ TEST_F(Incremental, WatchOfACgroupKeepsThreeRestorableSnapshots)
 	EXPECT_FALSE(tracked(pid)) << "watch must leave the target untracked";
 	EXPECT_EQ(cg.frozen_ones(), "");
 	EXPECT_EQ(wl.verify(), "PASS") << "watch disturbed the workload";
+	expect_each_restores(kept, pid);
+}
+
+// A small tmpfs of the test's own, unmounted (lazily, with whatever is in it) when the test ends.
+class SmallFs {
+public:
+	SmallFs(const fs::path& at, size_t mib) : at_(at)
+	{
+		fs::create_directories(at);
+		std::string opts = "size=" + std::to_string(mib) + "m,mode=0700";
+		ok_ = mount("tmpfs", at.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+	}
+	~SmallFs()
+	{
+		if (ok_)
+			umount2(at_.c_str(), MNT_DETACH);
+	}
+	bool ok() const { return ok_; }
+
+private:
+	fs::path at_;
+	bool ok_ = false;
+};
+
+// The disk fills up in the middle of a watch: the snapshots that fail say why and leave nothing behind, the ones
+// already taken stay restorable, and after three failures in a row the watch ends with the error, the target running
+// and untracked.
+TEST_F(Incremental, WatchOnAFullDiskEndsCleanly)
+{
+	SmallFs small(tmp_ / "small", 48);
+	ASSERT_TRUE(small.ok()) << "cannot mount a tmpfs: " << strerror(errno);
+	Workload wl;
+	ASSERT_TRUE(wl.start("dirty_pages", {"--mem-mib", "16"})) << wl.error();
+	pid_t pid = wl.pid();
+	fs::path dir = tmp_ / "small" / "snaps";
+	Command watch;
+	// Every second snapshot is a full one (16 MiB): the second full one does not fit once the filler is there.
+	RunOptions opt;
+	opt.timeout = 60s;
+	ASSERT_TRUE(watch.start({bpfckpt_bin(), "watch", "-t", std::to_string(pid), "-D", dir.string(), "--interval",
+				 "0.5", "--full-every", "2", "--no-fsync"},
+				opt));
+	auto deadline = Clock::now() + 20s;
+	while (Clock::now() < deadline && (!fs::exists(dir) || snapshots(dir).size() < 2))
+		std::this_thread::sleep_for(50ms);
+	ASSERT_GE(snapshots(dir).size(), 2u) << "watch took no snapshots";
+	{
+		// Fill all but about 4 MiB.
+		std::ofstream filler(tmp_ / "small" / "filler", std::ios::binary);
+		std::string mib(1 << 20, 'x');
+		struct statvfs vfs;
+		statvfs((tmp_ / "small").c_str(), &vfs);
+		uint64_t free_mib = uint64_t(vfs.f_bavail) * vfs.f_frsize >> 20;
+		for (uint64_t i = 0; i + 4 < free_mib; i++)
+			filler << mib;
+	}
+	RunResult r = watch.finish();
+	EXPECT_EQ(r.exit_code, int(bpfckpt::ExitCode::io)) << r.describe();
+	EXPECT_NE(r.err.find("No space left"), std::string::npos) << r.err;
+	EXPECT_FALSE(tracked(pid)) << "watch must leave the target untracked";
+	std::vector<fs::path> kept = snapshots(dir);
+	for (const fs::path& snap : kept)
+		EXPECT_TRUE(fs::exists(snap / "index.json")) << snap << " looks like a snapshot but is not complete";
+	EXPECT_EQ(wl.verify(), "PASS") << "watch disturbed the workload";
+	fs::remove(tmp_ / "small" / "filler");
 	expect_each_restores(kept, pid);
 }
 
