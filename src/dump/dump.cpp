@@ -372,12 +372,17 @@ Result<uint32_t> Dumper::shmem_object(const std::string& open_path, const std::s
 }
 
 // A task in a frozen cgroup (frozen by someone else: a snap thaws its own first) would never run a syscall
-// injected into it.
+// injected into it. Its cgroup or an ancestor asks for the freeze (cgroup.events says `frozen 1` for a while
+// after a thaw too, so that is not asked).
 bool in_frozen_cgroup(pid_t pid)
 {
 	auto path = cgroup::path_of(pid);
-	auto cg = path ? cgroup::resolve(*path) : Result<cgroup::Cgroup>(std::unexpected(path.error()));
-	return cg && (cgroup::is_frozen(*cg).value_or(false) || cgroup::freeze_requested(*cg).value_or(false));
+	for (std::string p = path.value_or("/"); p != "/" && !p.empty(); p = p.substr(0, p.rfind('/'))) {
+		auto cg = cgroup::resolve(p);
+		if (cg && cgroup::freeze_requested(*cg).value_or(false))
+			return true;
+	}
+	return false;
 }
 
 // Private pages: all of them, or, for vmas that inherit from the parent image, those written since.
