@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "bpfckpt/compat.h"
@@ -61,8 +62,25 @@ bool is_keeper(pid_t pid)
 
 int pidfd_open(pid_t pid) { return int(syscall(SYS_pidfd_open, pid, 0)); }
 
+// The target exited: its record goes with it, unless a newer keeper's replaced it. Forked from a process that may
+// have had threads, so no allocation here.
+void drop_own_record(pid_t target)
+{
+	char path[64], text[160] = "";
+	snprintf(path, sizeof(path), "%s/%d", kTrackDir, int(target));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	int pid = 0, keeper = 0;
+	unsigned long long start = 0, mm = 0;
+	if (n > 0 && sscanf(text, "%d %llu %llu %d", &pid, &start, &mm, &keeper) == 4 && keeper == getpid())
+		unlink(path);
+}
+
 // The keeper: holds the userfaultfd, and nothing else, until the target exits or it is told to go (SIGTERM).
-[[noreturn]] void keeper_main(int uffd, int target_pidfd)
+[[noreturn]] void keeper_main(int uffd, int target_pidfd, pid_t target)
 {
 	if (dup2(uffd, kKeeperUffd) < 0 || dup2(target_pidfd, kKeeperTarget) < 0)
 		_exit(1);
@@ -77,8 +95,10 @@ int pidfd_open(pid_t pid) { return int(syscall(SYS_pidfd_open, pid, 0)); }
 	sigprocmask(SIG_SETMASK, &none, nullptr);
 	for (;;) {
 		pollfd p{kKeeperTarget, POLLIN, 0};
-		if (poll(&p, 1, -1) > 0)
-			_exit(0);  // the target exited
+		if (poll(&p, 1, -1) > 0) {
+			drop_own_record(target);
+			_exit(0);
+		}
 	}
 }
 
@@ -99,7 +119,7 @@ Result<pid_t> start_keeper(int uffd, pid_t target)
 		setsid();
 		pid_t k = fork();
 		if (k == 0)
-			keeper_main(uffd, pidfd.get());
+			keeper_main(uffd, pidfd.get(), target);
 		(void)!write(report[1], &k, sizeof(k));
 		_exit(k > 0 ? 0 : 1);
 	}

@@ -278,14 +278,16 @@ TEST_F(Incremental, KeeperExitsWithTarget)
 {
 	Workload wl;
 	ASSERT_TRUE(wl.start("dirty_pages", {"--mem-mib", "8"})) << wl.error();
-	ASSERT_EQ(dump(wl.pid(), tmp_ / "full", {"-R", "--track-mem"}).exit_code, 0);
-	pid_t keeper = keeper_of(wl.pid());
+	pid_t pid = wl.pid();
+	ASSERT_EQ(dump(pid, tmp_ / "full", {"-R", "--track-mem"}).exit_code, 0);
+	pid_t keeper = keeper_of(pid);
 	ASSERT_GT(keeper, 0);
 	PidFd k(keeper);
 	ASSERT_TRUE(k.valid());
 	EXPECT_FALSE(k.exited(100ms));
 	wl.kill_all();
 	EXPECT_TRUE(k.exited(5s)) << "the keeper outlived its target";
+	EXPECT_FALSE(tracked(pid)) << "the tracking record outlived its target";
 }
 
 // The snapshots a watch left in dir, oldest first.
