@@ -159,6 +159,17 @@ Result<bool> freeze_requested(const Cgroup& cg)
 	return !v.empty() && v[0] == '1';
 }
 
+bool process_held_frozen(pid_t pid)
+{
+	auto path = path_of(pid);
+	for (std::string p = path.value_or("/"); p != "/" && !p.empty(); p = p.substr(0, p.rfind('/'))) {
+		auto cg = resolve(p);
+		if (cg && freeze_requested(*cg).value_or(false))
+			return true;
+	}
+	return false;
+}
+
 Result<bool> is_frozen(const Cgroup& cg)
 {
 	return BCK_TRY(read_key(cg.file("cgroup.events"), "frozen")) == 1;

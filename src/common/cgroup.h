@@ -45,6 +45,9 @@ Result<std::vector<Member>> subtree(const Cgroup& cg);
 Status set_freeze(const Cgroup& cg, bool frozen);
 Result<bool> freeze_requested(const Cgroup& cg);
 Result<bool> is_frozen(const Cgroup& cg);
+// Whether pid's cgroup or an ancestor asks for a freeze (cgroup.events keeps saying `frozen 1` for a while after a
+// thaw, so this asks cgroup.freeze). False when it cannot be told (no cgroup v2).
+bool process_held_frozen(pid_t pid);
 // Waits (poll on cgroup.events) until the kernel reports `frozen 1`.
 Status wait_frozen(const Cgroup& cg, int timeout_ms);
 // cgroup.kill: SIGKILL to every process in the subtree, including ones that joined after a freeze.

@@ -371,27 +371,15 @@ Result<uint32_t> Dumper::shmem_object(const std::string& open_path, const std::s
 	return img_.shmem.back().id;
 }
 
-// A task in a frozen cgroup (frozen by someone else: a snap thaws its own first) would never run a syscall
-// injected into it. Its cgroup or an ancestor asks for the freeze (cgroup.events says `frozen 1` for a while
-// after a thaw too, so that is not asked).
-bool in_frozen_cgroup(pid_t pid)
-{
-	auto path = cgroup::path_of(pid);
-	for (std::string p = path.value_or("/"); p != "/" && !p.empty(); p = p.substr(0, p.rfind('/'))) {
-		auto cg = cgroup::resolve(p);
-		if (cg && cgroup::freeze_requested(*cg).value_or(false))
-			return true;
-	}
-	return false;
-}
-
 // Private pages: all of them, or, for vmas that inherit from the parent image, those written since.
 Status Dumper::dump_pages(image::Process& p)
 {
 	auto vdso = std::find_if(p.vmas.begin(), p.vmas.end(), [](const image::Vma& v) { return v.kind == "vdso"; });
 	uint64_t syscall_addr = vdso == p.vmas.end() ? 0 : vdso->start + BCK_TRY(vdso_syscall_offset());
 	pid_t tid = pid_t(p.threads.front().tid);
-	if (syscall_addr && in_frozen_cgroup(pid_t(p.pid))) {
+	// A task in a frozen cgroup (frozen by someone else: a snap thaws its own first) would never run a syscall
+	// injected into it.
+	if (syscall_addr && cgroup::process_held_frozen(pid_t(p.pid))) {
 		if (opt_.track_mem)
 			return fail(ExitCode::target_busy, "pid {}: its cgroup is frozen: --track-mem cannot arm tracking",
 				    p.pid);

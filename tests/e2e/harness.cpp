@@ -389,31 +389,40 @@ Command::~Command()
 	close_fd(err_);
 }
 
-bool Command::start(const std::vector<std::string>& argv, const RunOptions& opt)
+pid_t spawn_piped(const std::vector<std::string>& argv, const RunOptions& opt, int* out, int* err)
 {
-	opt_ = opt;
 	ExecArgs ea(argv, opt.env);
 	std::string procs = opt.cgroup_dir.empty() ? "" : opt.cgroup_dir + "/cgroup.procs";
 	int o[2], e[2];
 	if (pipe2(o, O_CLOEXEC) < 0)
-		return false;
+		return -1;
 	if (pipe2(e, O_CLOEXEC) < 0) {
 		close(o[0]);
 		close(o[1]);
-		return false;
+		return -1;
 	}
-	started_ = Clock::now();
-	pid_ = fork();
-	if (pid_ == 0)
+	pid_t pid = fork();
+	if (pid == 0)
 		child_exec(ea, o[1], e[1], opt.uid, procs.empty() ? nullptr : procs.c_str());
 	close(o[1]);
 	close(e[1]);
-	out_ = o[0];
-	err_ = e[0];
-	if (pid_ < 0)
-		return false;
-	setpgid(pid_, pid_);
-	return true;
+	if (pid < 0) {
+		close(o[0]);
+		close(e[0]);
+		return -1;
+	}
+	setpgid(pid, pid);
+	*out = o[0];
+	*err = e[0];
+	return pid;
+}
+
+bool Command::start(const std::vector<std::string>& argv, const RunOptions& opt)
+{
+	opt_ = opt;
+	started_ = Clock::now();
+	pid_ = spawn_piped(argv, opt, &out_, &err_);
+	return pid_ > 0;
 }
 
 RunResult Command::finish()

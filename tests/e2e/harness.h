@@ -130,6 +130,10 @@ struct RunResult {
 	std::string describe() const;  // for failure messages
 };
 
+// fork + exec of argv (with opt's env, uid and cgroup) leading its own process group, stdin /dev/null, stdout and
+// stderr into new pipes whose read ends go to *out and *err. Returns the pid, or -1.
+pid_t spawn_piped(const std::vector<std::string>& argv, const RunOptions& opt, int* out, int* err);
+
 // A command running in its own process group; finish() collects its output. The destructor kills and reaps it.
 class Command {
 public:

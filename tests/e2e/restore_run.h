@@ -209,41 +209,13 @@ public:
 
 	bool start(const std::vector<std::string>& args)
 	{
-		std::vector<std::string> argv_s{bpfckpt_bin()};
-		argv_s.insert(argv_s.end(), args.begin(), args.end());
-		std::vector<char*> argv;
-		for (auto& a : argv_s)
-			argv.push_back(a.data());
-		argv.push_back(nullptr);
-		int o[2], e[2];
-		if (pipe2(o, O_CLOEXEC) < 0)
+		std::vector<std::string> argv{bpfckpt_bin()};
+		argv.insert(argv.end(), args.begin(), args.end());
+		int o = -1;
+		pid_ = spawn_piped(argv, {}, &o, &err_);
+		if (pid_ <= 0)
 			return false;
-		if (pipe2(e, O_CLOEXEC) < 0) {
-			close(o[0]);
-			close(o[1]);
-			return false;
-		}
-		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		pid_ = fork();
-		if (pid_ == 0) {
-			setpgid(0, 0);
-			dup2(devnull, 0);
-			dup2(o[1], 1);
-			dup2(e[1], 2);
-			sigset_t none;
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, nullptr);
-			execv(argv[0], argv.data());
-			_exit(127);
-		}
-		close(devnull);
-		close(o[1]);
-		close(e[1]);
-		out.reset(o[0]);
-		err_ = e[0];
-		if (pid_ < 0)
-			return false;
-		setpgid(pid_, pid_);
+		out.reset(o);
 		pidfd_ = pidfd_open(pid_);
 		return true;
 	}
