@@ -28,8 +28,13 @@ constexpr size_t kScanRegions = 4096;    // page_region entries per PAGEMAP_SCAN
 
 // Pages that hold data of the process's own: present or swapped, but not page-cache pages of a file (for a
 // private file mapping those are the file's, unchanged) and not the shared zero page (restore reads zeros anyway).
-Result<std::vector<std::pair<uint64_t, uint64_t>>> scan_private(int pagemap, uint64_t start, uint64_t end)
+// Only a file mapping is asked about PAGE_IS_FILE: telling file pages from anonymous ones makes the kernel look at
+// every page's struct page, which triples the cost of the walk (20 instead of 2-7 ms per GiB of 4 KiB pages), and
+// the walk is part of the frozen time.
+Result<std::vector<std::pair<uint64_t, uint64_t>>> scan_private(int pagemap, uint64_t start, uint64_t end,
+								 bool file_backed)
 {
+	const uint64_t not_ours = PAGE_IS_PFNZERO | (file_backed ? PAGE_IS_FILE : 0);
 	std::vector<std::pair<uint64_t, uint64_t>> out;
 	std::vector<page_region> regions(kScanRegions);
 	uint64_t at = start;
@@ -40,8 +45,8 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> scan_private(int pagemap, uin
 		arg.end = end;
 		arg.vec = reinterpret_cast<uint64_t>(regions.data());
 		arg.vec_len = regions.size();
-		arg.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO;
-		arg.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		arg.category_inverted = not_ours;
+		arg.category_mask = not_ours;
 		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
 		arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
 		long n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
@@ -171,7 +176,9 @@ Result<std::vector<PagePiece>> plan_private_pages(pid_t pid, const std::vector<i
 		auto given = chosen.find(i);
 		auto ranges = given != chosen.end()
 				      ? given->second
-				      : BCK_TRY(context(scan_private(pagemap.get(), vmas[i].start, vmas[i].end), "pid {}", pid));
+				      : BCK_TRY(context(scan_private(pagemap.get(), vmas[i].start, vmas[i].end,
+								       vmas[i].kind == "file"),
+							  "pid {}", pid));
 		for (auto [s, e] : ranges)
 			found.push_back({i, s, e});
 	}
