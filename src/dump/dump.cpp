@@ -526,6 +526,16 @@ Status Dumper::freeze(const std::function<Result<std::vector<RawTask>>()>& list)
 	return frozen->thaw();
 }
 
+// The processes of a task list, as write tracking names them.
+std::vector<TrackedProcess> tracked_identities(const std::vector<RawTask>& tasks)
+{
+	std::vector<TrackedProcess> out;
+	for (const RawTask& t : tasks)
+		if (t.rec.tid == t.rec.tgid && !t.rec.exit_state)
+			out.push_back({pid_t(t.rec.tgid), t.rec.start_time, mm_key_of(t.rec)});
+	return out;
+}
+
 Status Dumper::run(DumpStats& st)
 {
 	double t0 = now_s();
@@ -538,6 +548,7 @@ Status Dumper::run(DumpStats& st)
 	};
 	auto first = BCK_TRY(list());
 	BCK_CHECK(check(first));
+	BCK_CHECK(inc_.before_freeze(tracked_identities(first)));
 
 	double t_freeze = now_s();
 	BCK_CHECK(freeze(list));

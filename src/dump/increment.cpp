@@ -62,10 +62,80 @@ Increment Increment::open(const std::string& prev_dir, const std::string& new_di
 	return inc;
 }
 
+Status Increment::before_freeze(const std::vector<TrackedProcess>& procs)
+{
+	if (!parent_)
+		return {};  // a full image reads no marks
+	for (const TrackedProcess& who : procs) {
+		std::optional<MemTracker> tracker = BCK_TRY(MemTracker::attach(who));
+		if (!tracker)
+			continue;
+		std::string last = tracker->last_image();
+		// From the first reset on, only this dump's image will be a valid parent.
+		BCK_CHECK(tracker->forget_last_image());
+		auto pagemap = open_pagemap(who.pid);
+		if (!pagemap)
+			continue;  // it exited: the freeze says so
+		AddressRanges written = BCK_TRY(tracker->take_all_written(pagemap->get()));
+		early_.emplace(who.pid, Early{who, std::move(*tracker), std::move(last), std::move(written)});
+	}
+	return {};
+}
+
+// before_freeze's finding for this process, if it is still the same process and address space.
+Result<std::optional<Increment::Early>> Increment::take_early(const TrackedProcess& who)
+{
+	auto it = early_.find(who.pid);
+	if (it == early_.end())
+		return std::nullopt;
+	std::optional<Early> e(std::move(it->second));
+	early_.erase(it);
+	if (e->who.start_time != who.start_time || e->who.mm_key != who.mm_key)
+		return std::nullopt;  // it exec'd since: attach() ends the stale tracker
+	return e;
+}
+
+// The ranges of v to save, and its zero runs; false when v's registration is gone (mremap).
+Result<bool> Increment::choose_written(MemTracker& tracker, int pagemap, const Early* early, image::Vma& v,
+				       std::vector<std::pair<uint64_t, uint64_t>>& ranges)
+{
+	if (!early) {
+		auto written = BCK_TRY(tracker.take_written(pagemap, v.start, v.end));
+		if (!written)
+			return false;
+		for (const WrittenRun& w : *written) {
+			if (w.present)
+				ranges.emplace_back(w.start, w.end);
+			else
+				v.zero.push_back({w.start, (w.end - w.start) / image::kPageSize});
+		}
+		return true;
+	}
+	auto marks = BCK_TRY(tracker.read_marks(pagemap, v.start, v.end));
+	if (!marks)
+		return false;
+	// Written since the parent: before the early reset, or after it.
+	AddressRanges changed = unite(marks->written, intersect(early->written, {{v.start, v.end}}));
+	ranges = intersect(changed, marks->present);
+	for (auto [s, e] : subtract(changed, marks->present))
+		v.zero.push_back({s, (e - s) / image::kPageSize});
+	return true;
+}
+
 Result<PageRanges> Increment::before_pages(image::Process& p, pid_t tid, uint64_t syscall_addr)
 {
 	TrackedProcess who{pid_t(p.pid), p.start_time, p.mm_key};
-	std::optional<MemTracker> tracker = BCK_TRY(MemTracker::attach(who));
+	std::optional<Early> early = BCK_TRY(take_early(who));
+	std::optional<MemTracker> tracker;
+	std::string last;
+	if (early) {
+		tracker = std::move(early->tracker);
+		last = early->last_image;
+	} else {
+		tracker = BCK_TRY(MemTracker::attach(who));
+		if (tracker)
+			last = tracker->last_image();
+	}
 	if (!tracker && track_) {
 		if (!syscall_addr)
 			return fail(ExitCode::unsupported, "pid {}: no [vdso] to run userfaultfd() through: --track-mem "
@@ -81,32 +151,26 @@ Result<PageRanges> Increment::before_pages(image::Process& p, pid_t tid, uint64_
 		});
 		if (it == parent_->processes.end())
 			log::warn("pid {}: not in the parent image as the same process and address space; saved whole", p.pid);
-		else if (tracker->last_image() != parent_->id)
+		else if (last != parent_->id)
 			log::warn("pid {}: its write tracking is not relative to the parent image (last tracked image: {}); "
-				  "saved whole", p.pid, tracker->last_image().empty() ? "none" : tracker->last_image());
+				  "saved whole", p.pid, last.empty() ? "none" : last);
 		else
 			parent = &*it;
 	}
-	// From the first reset on, only this dump's image will be a valid parent.
-	BCK_CHECK(tracker->forget_last_image());
+	if (!early)
+		BCK_CHECK(tracker->forget_last_image());  // before the first reset, as before_freeze does
 	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
 	PageRanges chosen;
 	for (size_t i = 0; i < p.vmas.size(); i++) {
 		image::Vma& v = p.vmas[i];
 		if (!parent || !trackable(v) || !same_vma(*parent, v))
 			continue;
-		auto written = BCK_TRY(tracker->take_written(pagemap.get(), v.start, v.end));
-		if (!written)
+		std::vector<std::pair<uint64_t, uint64_t>> ranges;
+		if (!BCK_TRY(choose_written(*tracker, pagemap.get(), early ? &*early : nullptr, v, ranges)))
 			continue;  // the registration was lost (mremap): saved whole, registered again after
 		v.inherit = true;
 		inherited_++;
-		auto& ranges = chosen[i];
-		for (const WrittenRun& w : *written) {
-			if (w.present)
-				ranges.emplace_back(w.start, w.end);
-			else
-				v.zero.push_back({w.start, (w.end - w.start) / image::kPageSize});
-		}
+		chosen[i] = std::move(ranges);
 	}
 	trackers_.emplace(pid_t(p.pid), std::move(*tracker));
 	return chosen;

@@ -25,8 +25,15 @@ public:
 	// error: the dump warns and writes a full image.
 	static Increment open(const std::string& prev_dir, const std::string& new_dir, bool track);
 
+	// Before the freeze, while the processes run: the marks of each tracked process in `procs` are read and reset
+	// now, so the frozen dump only reads marks. A reset write-protects the pages again, and that costs a TLB flush
+	// per 2 MiB holding a written page: 20-40 ms per GiB of scattered writes, too long to be frozen for. The pages
+	// written since this reset are still marked at the freeze; the dump saves them and leaves them marked, so
+	// the next dump saves them again: that is what a write between the freeze and a later reset would need.
+	Status before_freeze(const std::vector<TrackedProcess>& procs);
 	// Before p's pages are saved: attaches or creates its tracker, marks the vmas that inherit and their zero
-	// runs, and returns the written ranges to save for them (the marks are reset in the same scan).
+	// runs, and returns the written ranges to save for them (without before_freeze, the marks are reset in the
+	// same scan).
 	// `tid`/`syscall_addr`: where a new tracker's userfaultfd() is injected.
 	Result<PageRanges> before_pages(image::Process& p, pid_t tid, uint64_t syscall_addr);
 	// After p's pages are saved: the vmas saved whole are registered (if new) and their marks reset, so the next
@@ -45,6 +52,18 @@ private:
 	bool track_ = false;
 	uint64_t inherited_ = 0;
 	std::map<pid_t, MemTracker> trackers_;
+	// What before_freeze found, by pid.
+	struct Early {
+		TrackedProcess who;
+		MemTracker tracker;
+		std::string last_image;  // the tracker's before it was forgotten
+		AddressRanges written;   // reset by before_freeze
+	};
+	std::map<pid_t, Early> early_;
+
+	Result<std::optional<Early>> take_early(const TrackedProcess& who);
+	static Result<bool> choose_written(MemTracker& tracker, int pagemap, const Early* early, image::Vma& v,
+					   std::vector<std::pair<uint64_t, uint64_t>>& ranges);
 };
 
 }  // namespace bpfckpt::dump

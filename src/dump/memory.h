@@ -22,8 +22,8 @@ struct MemoryStats {
 };
 
 // Two copy buffers, reused across processes: one is filled by process_vm_readv while the other is written out.
-// Populated in bulk (MADV_POPULATE_WRITE) and only as large as needed: first-touch faults cost 12-16 us a page on
-// these VMs, which made 16 MiB of fresh buffers cost 50 ms per dump.
+// Populated in bulk, as huge pages from 2 MiB on, and only as large as needed: first-touch faults cost 12-16 us a
+// page on these VMs, and the buffers are filled while the target is frozen.
 class CopyBuffers {
 public:
 	CopyBuffers() = default;
@@ -36,6 +36,8 @@ public:
 	size_t size() const { return size_; }
 
 private:
+	static Result<char*> allocate(size_t bytes);
+
 	char* bufs_[2] = {nullptr, nullptr};
 	size_t size_ = 0;
 };

@@ -140,6 +140,11 @@ Status check_supported(const RawTask& t)
 	return {};
 }
 
+uint64_t mm_key_of(const bck_task& r)
+{
+	return r.mm_id ? XXH3_64bits(&r.mm_id, sizeof(r.mm_id)) : 0;
+}
+
 Result<image::Process> build_process(const RawTask& leader, const std::vector<const RawTask*>& threads,
 				     const std::map<pid_t, uint32_t>& state_before)
 {
@@ -151,8 +156,7 @@ Result<image::Process> build_process(const RawTask& leader, const std::vector<co
 	p.pgid = r.pgid;
 	p.sid = r.sid;
 	p.start_time = r.start_time;
-	// The kernel's mm address names the address space (exec replaces it); hashed, so no kernel pointer leaks.
-	p.mm_key = r.mm_id ? XXH3_64bits(&r.mm_id, sizeof(r.mm_id)) : 0;
+	p.mm_key = mm_key_of(r);
 	p.comm = std::string(r.comm, strnlen(r.comm, sizeof(r.comm)));
 	auto before = [&](uint32_t tid) {
 		auto it = state_before.find(pid_t(tid));

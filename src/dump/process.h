@@ -24,4 +24,8 @@ Status check_supported(const RawTask& leader);
 
 std::string task_state_name(uint32_t state, uint32_t exit_state);
 
+// Names the address space a task record shows (exec replaces it): the kernel's mm address, hashed, so no kernel
+// pointer leaks. 0 for a task without one.
+uint64_t mm_key_of(const bck_task& r);
+
 }  // namespace bpfckpt::dump

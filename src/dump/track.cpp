@@ -16,6 +16,7 @@
 
 #include "bpfckpt/compat.h"
 #include "common/fs.h"
+#include "dump/pagemap_scan.h"
 #include "dump/remote_uffd.h"
 
 namespace bpfckpt::dump {
@@ -26,7 +27,6 @@ constexpr const char* kTrackDir = "/run/bpfckpt/track";
 constexpr const char* kKeeperName = "bpfckpt-keeper";
 constexpr int kKeeperUffd = 3;    // where the keeper holds the userfaultfd
 constexpr int kKeeperTarget = 4;  // and the target's pidfd, to exit with it
-constexpr size_t kScanRegions = 4096;
 
 std::string record_path(pid_t pid) { return fmt::format("{}/{}", kTrackDir, pid); }
 
@@ -202,33 +202,57 @@ Result<bool> MemTracker::track(uint64_t start, uint64_t end)
 Result<std::optional<std::vector<WrittenRun>>> MemTracker::take_written(int pagemap, uint64_t start, uint64_t end)
 {
 	std::vector<WrittenRun> out;
-	std::vector<page_region> regions(kScanRegions);
-	for (uint64_t at = start; at < end;) {
-		pm_scan_arg arg{};
-		arg.size = sizeof(arg);
-		arg.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
-		arg.start = at;
-		arg.end = end;
-		arg.vec = reinterpret_cast<uint64_t>(regions.data());
-		arg.vec_len = regions.size();
-		arg.category_mask = PAGE_IS_WRITTEN;
-		arg.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-		long n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
-		if (n < 0 && errno == EPERM)
-			return std::nullopt;  // not registered WP_ASYNC (any more): mremap loses the registration
-		if (n < 0)
-			return fail_sys(errno, "pid {}: PAGEMAP_SCAN written {:x}-{:x}", who_.pid, at, end);
-		for (long i = 0; i < n; i++) {
-			bool present = regions[i].categories & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED);
-			if (!out.empty() && out.back().end == regions[i].start && out.back().present == present)
-				out.back().end = regions[i].end;
-			else
-				out.push_back({regions[i].start, regions[i].end, present});
-		}
-		if (arg.walk_end <= at)
-			break;
-		at = arg.walk_end;
-	}
+	ScanQuery q;
+	q.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+	q.category_mask = PAGE_IS_WRITTEN;
+	q.return_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	int err = pagemap_scan(pagemap, start, end, q, [&](const page_region& r) {
+		bool present = r.categories & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED);
+		if (!out.empty() && out.back().end == r.start && out.back().present == present)
+			out.back().end = r.end;
+		else
+			out.push_back({r.start, r.end, present});
+	});
+	if (err == EPERM)
+		return std::nullopt;  // not registered WP_ASYNC (any more): mremap loses the registration
+	if (err)
+		return fail_sys(err, "pid {}: PAGEMAP_SCAN written {:x}-{:x}", who_.pid, start, end);
+	return out;
+}
+
+Result<AddressRanges> MemTracker::take_all_written(int pagemap)
+{
+	// The top of user space with 4-level paging. Pages above it (5-level paging, mappings asked for there) are
+	// left marked, so the frozen scan still finds them.
+	constexpr uint64_t kUserEnd = (1ull << 47) - 4096;
+	AddressRanges out;
+	ScanQuery q;
+	q.flags = PM_SCAN_WP_MATCHING;  // without CHECK_WPASYNC: unregistered vmas are skipped, not refused
+	q.category_mask = PAGE_IS_WRITTEN;
+	q.return_mask = PAGE_IS_WRITTEN;
+	if (int err = pagemap_scan(pagemap, 0, kUserEnd, q,
+				   [&](const page_region& r) { append_range(out, r.start, r.end); }))
+		return fail_sys(err, "pid {}: PAGEMAP_SCAN written, with reset", who_.pid);
+	return out;
+}
+
+Result<std::optional<PageMarks>> MemTracker::read_marks(int pagemap, uint64_t start, uint64_t end)
+{
+	PageMarks out;
+	ScanQuery q;
+	q.flags = PM_SCAN_CHECK_WPASYNC;
+	q.category_anyof_mask = PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	q.return_mask = q.category_anyof_mask;
+	int err = pagemap_scan(pagemap, start, end, q, [&](const page_region& r) {
+		if (r.categories & PAGE_IS_WRITTEN)
+			append_range(out.written, r.start, r.end);
+		if (r.categories & (PAGE_IS_PRESENT | PAGE_IS_SWAPPED))
+			append_range(out.present, r.start, r.end);
+	});
+	if (err == EPERM)
+		return std::nullopt;
+	if (err)
+		return fail_sys(err, "pid {}: PAGEMAP_SCAN {:x}-{:x}", who_.pid, start, end);
 	return out;
 }
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/address_ranges.h"
 #include "common/fd.h"
 #include "common/result.h"
 
@@ -22,6 +23,13 @@ namespace bpfckpt::dump {
 struct WrittenRun {
 	uint64_t start = 0, end = 0;
 	bool present = false;
+};
+
+// What a scan that resets nothing says of a range: the pages written since the last reset, and the pages present
+// (or swapped out).
+struct PageMarks {
+	AddressRanges written;
+	AddressRanges present;
 };
 
 // Which process a tracker belongs to: pid + start time name the process, mm_key its address space (exec
@@ -47,6 +55,11 @@ public:
 	// The pages of [start, end) written since the last scan, write-protected again in the same call. nullopt when
 	// the range is not (or no longer: mremap drops it) registered: nothing can be said about it.
 	Result<std::optional<std::vector<WrittenRun>>> take_written(int pagemap, uint64_t start, uint64_t end);
+	// Every written page of every registered range, write-protected again in the same walk; ranges that are not
+	// registered are skipped. For the process while it runs: see Increment::before_freeze.
+	Result<AddressRanges> take_all_written(int pagemap);
+	// The marks of [start, end), left as they are. nullopt as for take_written.
+	Result<std::optional<PageMarks>> read_marks(int pagemap, uint64_t start, uint64_t end);
 
 	// The image whose pages the marks are relative to: the last one a tracked dump committed. Empty when the
 	// marks were reset by a dump that did not finish: no image is then a valid parent.

@@ -196,6 +196,43 @@ TEST_F(Incremental, LeaveRunningWithUnmapsAndFrozenCopyAreOneMomentToo)
 	expect_one_moment(tmp_ / "frozen", {"--mem-mib", "128", "--churn"}, {"--frozen-copy"});
 }
 
+// A chain of increments of a writer that rewrites all of its memory all the time: the marks are reset before the
+// freeze and only read while frozen, so pages written between that reset and the freeze, and between the freeze and
+// the next reset, must reach the right image. Every link of the chain, restored, is one moment.
+TEST_F(Incremental, ChainOfAWriterSweepingAllMemoryIsOneMomentAtEveryLink)
+{
+	Workload wl;
+	ASSERT_TRUE(wl.start("sweeper", {"--mem-mib", "128"})) << wl.error();
+	pid_t pid = wl.pid();
+	std::this_thread::sleep_for(300ms);
+	std::vector<fs::path> links{tmp_ / "full", tmp_ / "inc1", tmp_ / "inc2", tmp_ / "inc3"};
+	for (size_t i = 0; i < links.size(); i++) {
+		std::vector<std::string> opts{"-R", "--track-mem"};
+		if (i) {
+			opts.push_back("--prev-images-dir");
+			opts.push_back(links[i - 1].string());
+		}
+		RunResult r = dump(pid, links[i], opts);
+		ASSERT_EQ(r.exit_code, 0) << r.describe();
+		if (i) {
+			ASSERT_TRUE(read_index(links[i])->contains("parent")) << links[i] << " is not an increment";
+		}
+		std::this_thread::sleep_for(150ms);
+	}
+	EXPECT_EQ(run_bpfckpt({"untrack", "-t", std::to_string(pid)}).exit_code, 0);
+	EXPECT_EQ(wl.verify(), "PASS") << "the dumps disturbed the writer";
+	wl.kill_all();
+	for (const fs::path& link : {links[3], links[1]}) {
+		auto index = read_index(link);
+		ASSERT_TRUE(index);
+		RestoreRun rr;
+		Restored tree;
+		ASSERT_TRUE(restore_detached(rr, tree, link, *index)) << link;
+		EXPECT_EQ(verify_restored(rr, tree, pid), "PASS") << link;
+		tree.kill_all();
+	}
+}
+
 // An increment against an image of another process is no increment: a full image, and it says why.
 TEST_F(Incremental, ParentOfAnotherProcessGivesFullImage)
 {

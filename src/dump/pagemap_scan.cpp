@@ -1,0 +1,39 @@
+#include "dump/pagemap_scan.h"
+
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <vector>
+
+namespace bpfckpt::dump {
+
+int pagemap_scan(int pagemap, uint64_t start, uint64_t end, const ScanQuery& q,
+		 const std::function<void(const page_region&)>& each)
+{
+	constexpr size_t kRegions = 4096;  // page_region entries per call
+	std::vector<page_region> regions(kRegions);
+	for (uint64_t at = start; at < end;) {
+		pm_scan_arg arg{};
+		arg.size = sizeof(arg);
+		arg.flags = q.flags;
+		arg.start = at;
+		arg.end = end;
+		arg.vec = reinterpret_cast<uint64_t>(regions.data());
+		arg.vec_len = regions.size();
+		arg.category_inverted = q.category_inverted;
+		arg.category_mask = q.category_mask;
+		arg.category_anyof_mask = q.category_anyof_mask;
+		arg.return_mask = q.return_mask;
+		long n = ioctl(pagemap, PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return errno;
+		for (long i = 0; i < n; i++)
+			each(regions[i]);
+		if (arg.walk_end <= at)
+			break;
+		at = arg.walk_end;
+	}
+	return 0;
+}
+
+}  // namespace bpfckpt::dump
