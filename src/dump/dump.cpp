@@ -281,6 +281,8 @@ private:
 	Result<bool> dump_pages_live(image::Process& p, pid_t tid, uint64_t syscall_addr, image::BlobWriter& blob,
 				     log::Progress* progress);
 	Status copy_after_thaw();
+	Result<bool> stage_pages(image::Process& p, const PageRanges& chosen, std::unique_ptr<image::BlobWriter>& blob);
+	Status write_staged();
 	Result<uint32_t> shmem_object(const std::string& open_path, const std::string& path, uint64_t dev, uint64_t ino);
 
 	const DumpOptions& opt_;
@@ -304,6 +306,13 @@ private:
 	};
 	std::vector<LivePages> live_;
 	bool live_lost_ = false;
+	// -R increments: the pages read while frozen, for their blobs after the thaw.
+	struct StagedPages {
+		std::unique_ptr<image::BlobWriter> blob;
+		size_t offset, bytes;  // in staging_
+	};
+	StagingArea staging_;
+	std::vector<StagedPages> staged_;
 
 public:
 	// The dump failed because the copy after the thaw lost pages (munmap, MADV_DONTNEED, mremap): a dump with
@@ -398,11 +407,47 @@ Status Dumper::dump_pages(image::Process& p)
 			live_.back().blob = std::move(blob);
 			return inc_.after_pages(p);
 		}
+	} else if (BCK_TRY(stage_pages(p, chosen, blob))) {
+		return inc_.after_pages(p);
 	} else {
 		BCK_CHECK(dump_private_pages(pid_t(p.pid), p.vmas, *blob, bufs_, mem_, shown, chosen));
 	}
 	img_.blobs.push_back(blob->finish());
 	return inc_.after_pages(p);
+}
+
+// How much of increments' memory a -R dump holds to write after the thaw; past it, pages are written while frozen.
+constexpr uint64_t kStagedMax = 64u << 20;
+
+// An increment with -R (`chosen` lists the vmas that inherit): its pages are read now and written after the thaw,
+// when they fit; true when they were staged (the blob is then in staged_).
+Result<bool> Dumper::stage_pages(image::Process& p, const PageRanges& chosen, std::unique_ptr<image::BlobWriter>& blob)
+{
+	if (!opt_.leave_running || chosen.empty())
+		return false;
+	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, mem_, chosen));
+	uint64_t bytes = 0;
+	for (const PagePiece& piece : pieces)
+		bytes += piece.end - piece.start;
+	if (staging_.used() + bytes > kStagedMax)
+		return false;
+	BCK_CHECK(staging_.reserve(bytes));
+	size_t offset = staging_.used();
+	BCK_CHECK(stage_private_pages(pid_t(p.pid), p.vmas, pieces, *blob, staging_.take(bytes), mem_));
+	staged_.push_back({std::move(blob), offset, bytes});
+	return true;
+}
+
+Status Dumper::write_staged()
+{
+	for (StagedPages& s : staged_) {
+		double t0 = now_s();
+		BCK_CHECK(s.blob->write_unhashed(staging_.at(s.offset), s.bytes));
+		mem_.memwrite_s += now_s() - t0;
+		img_.blobs.push_back(s.blob->finish());
+	}
+	staged_.clear();
+	return {};
 }
 
 // Below this much private memory a process is copied while frozen: the copy takes less than arming it would
@@ -549,6 +594,9 @@ Status Dumper::run(DumpStats& st)
 	auto first = BCK_TRY(list());
 	BCK_CHECK(check(first));
 	BCK_CHECK(inc_.before_freeze(tracked_identities(first)));
+	// Fresh memory faults in slowly: what the frozen copy of an increment will fill is made now.
+	uint64_t expected = inc_.early_bytes() + inc_.early_bytes() / 4;
+	BCK_CHECK(opt_.leave_running ? staging_.reserve(std::min(expected, kStagedMax)) : bufs_.reserve(expected));
 
 	double t_freeze = now_s();
 	BCK_CHECK(freeze(list));
@@ -657,6 +705,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	if (opt_.leave_running) {
 		freezer_.detach_all();
 		st.frozen_time = now_s() - t_frozen;
+		BCK_CHECK(write_staged());
 		BCK_CHECK(copy_after_thaw());
 	}
 	st.memdump_time = now_s() - t_mem;

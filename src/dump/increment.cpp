@@ -82,6 +82,15 @@ Status Increment::before_freeze(const std::vector<TrackedProcess>& procs)
 	return {};
 }
 
+uint64_t Increment::early_bytes() const
+{
+	uint64_t n = 0;
+	for (const auto& [pid, e] : early_)
+		for (auto [s, end] : e.written)
+			n += end - s;
+	return n;
+}
+
 // before_freeze's finding for this process, if it is still the same process and address space.
 Result<std::optional<Increment::Early>> Increment::take_early(const TrackedProcess& who)
 {

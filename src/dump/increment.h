@@ -31,6 +31,8 @@ public:
 	// written since this reset are still marked at the freeze; the dump saves them and leaves them marked, so
 	// the next dump saves them again: that is what a write between the freeze and a later reset would need.
 	Status before_freeze(const std::vector<TrackedProcess>& procs);
+	// How many bytes before_freeze found written: about what the frozen dump will copy.
+	uint64_t early_bytes() const;
 	// Before p's pages are saved: attaches or creates its tracker, marks the vmas that inherit and their zero
 	// runs, and returns the written ranges to save for them (without before_freeze, the marks are reset in the
 	// same scan).

@@ -107,20 +107,11 @@ void add_run(image::Vma& vma, uint64_t start, uint64_t len, uint64_t blob_offset
 	vma.pages.push_back({start, len / kPageSize, blob_offset});
 }
 
-}  // namespace
-
-CopyBuffers::~CopyBuffers()
-{
-	for (char* b : bufs_)
-		if (b)
-			munmap(b, size_);
-}
-
 // Fresh memory costs a fault per 4 KiB page on first use, 12-16 us here, and these buffers are filled while the
 // target is frozen: 16 MiB of them took 55-65 ms as 4 KiB pages, 15 ms populated in bulk, and 1.5 ms as huge pages.
 // So a buffer of 2 MiB or more is a whole number of 2 MiB-aligned huge pages (the populate falls back to 4 KiB
 // pages where THP is off).
-Result<char*> CopyBuffers::allocate(size_t bytes)
+Result<char*> allocate_buffer(size_t bytes)
 {
 	constexpr size_t kHuge = 2u << 20;
 	size_t align = bytes >= kHuge ? kHuge : kPageSize;
@@ -139,6 +130,15 @@ Result<char*> CopyBuffers::allocate(size_t bytes)
 	return b;
 }
 
+}  // namespace
+
+CopyBuffers::~CopyBuffers()
+{
+	for (char* b : bufs_)
+		if (b)
+			munmap(b, size_);
+}
+
 Status CopyBuffers::reserve(size_t bytes)
 {
 	bytes = std::min(kChunk, (bytes + kPageSize - 1) & ~(kPageSize - 1));
@@ -153,9 +153,43 @@ Status CopyBuffers::reserve(size_t bytes)
 	}
 	size_ = 0;
 	for (char*& b : bufs_)
-		b = BCK_TRY(allocate(bytes));
+		b = BCK_TRY(allocate_buffer(bytes));
 	size_ = bytes;
 	return {};
+}
+
+StagingArea::~StagingArea()
+{
+	if (base_)
+		munmap(base_, size_);
+}
+
+Status StagingArea::reserve(size_t bytes)
+{
+	constexpr size_t kHuge = 2u << 20;
+	size_t want = (used_ + bytes + kHuge - 1) & ~(kHuge - 1);
+	if (want <= size_)
+		return {};
+	if (!base_) {
+		base_ = BCK_TRY(allocate_buffer(want));
+		size_ = want;
+		return {};
+	}
+	void* m = mremap(base_, size_, want, MREMAP_MAYMOVE);  // keeps what is staged
+	if (m == MAP_FAILED)
+		return fail_sys(errno, "grow the staging area to {} bytes", want);
+	base_ = static_cast<char*>(m);
+	madvise(base_ + size_, want - size_, MADV_HUGEPAGE);
+	madvise(base_ + size_, want - size_, MADV_POPULATE_WRITE);
+	size_ = want;
+	return {};
+}
+
+char* StagingArea::take(size_t bytes)
+{
+	char* p = base_ + used_;
+	used_ += bytes;
+	return p;
 }
 
 bool has_private_pages(const image::Vma& vma)
@@ -245,6 +279,31 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 		cur ^= 1;
 	}
 	return finish_write();
+}
+
+Status stage_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
+			   image::BlobWriter& blob, char* dst, MemoryStats& stats)
+{
+	std::string path = fmt::format("/proc/{}/mem", pid);
+	UniqueFd mem(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!mem)
+		return fail_sys(errno, "open {}", path);
+	uint64_t at = blob.offset();
+	for (size_t i = 0; i < pieces.size();) {
+		size_t n = std::min(kMaxIov, pieces.size() - i), bytes = 0;
+		for (size_t k = i; k < i + n; k++) {
+			uint64_t len = pieces[k].end - pieces[k].start;
+			add_run(vmas[pieces[k].vma], pieces[k].start, len, at + bytes);
+			bytes += len;
+		}
+		BCK_CHECK(read_remote(pid, mem.get(), pieces, i, n, dst, vmas));
+		blob.hash(dst, bytes);
+		dst += bytes;
+		at += bytes;
+		stats.pages_written += bytes / kPageSize;
+		i += n;
+	}
+	return {};
 }
 
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,

@@ -36,10 +36,29 @@ public:
 	size_t size() const { return size_; }
 
 private:
-	static Result<char*> allocate(size_t bytes);
-
 	char* bufs_[2] = {nullptr, nullptr};
 	size_t size_ = 0;
+};
+
+// Memory for pages read while the target is frozen and written to their blob after the thaw (an increment's few
+// pages: writing 10 MiB to the page cache takes 8-13 ms here). Made like the copy buffers, and grown in place.
+class StagingArea {
+public:
+	StagingArea() = default;
+	~StagingArea();
+	StagingArea(const StagingArea&) = delete;
+	StagingArea& operator=(const StagingArea&) = delete;
+
+	// Room for `bytes` more after what is staged already.
+	Status reserve(size_t bytes);
+	// The next `bytes` (reserved before), taken.
+	char* take(size_t bytes);
+	char* at(size_t offset) { return base_ + offset; }
+	size_t used() const { return used_; }
+
+private:
+	char* base_ = nullptr;
+	size_t size_ = 0, used_ = 0;
 };
 
 // Whether a VMA's own pages belong in the process's page blob: private, and not a kernel special mapping.
@@ -68,6 +87,11 @@ using ChunkRead = std::function<Status(const PagePiece* pieces, size_t n, char* 
 Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
 			  image::BlobWriter& blob, CopyBuffers& bufs, MemoryStats& stats, log::Progress* progress,
 			  const ChunkRead& on_read = {});
+
+// Reads the pieces into `dst` (room for all of them), hashes them into blob and records them in each vma.pages as
+// if written at the blob's current offset; the caller writes the same bytes with blob.write_unhashed() later.
+Status stage_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
+			   image::BlobWriter& blob, char* dst, MemoryStats& stats);
 
 // plan_private_pages, then copy_private_pages.
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
