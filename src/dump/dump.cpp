@@ -44,6 +44,10 @@ namespace bpfckpt::dump {
 
 namespace {
 
+// Below this much private memory a process is copied while frozen: the copy takes less than arming it would
+// save, and a short-lived process is likely to exit (taking its pages with it) before a copy after the thaw.
+constexpr uint64_t kLiveCopyMin = 8u << 20;
+
 // The kernel reports `frozen 1` in 12-45 ms here; a task that cannot be frozen (stuck in an uninterruptible
 // sleep) is reported after this long.
 constexpr int kCgroupFreezeTimeoutMs = 5000;
@@ -238,10 +242,10 @@ Status check_still_alive(const PtraceFreezer& freezer)
 	return {};
 }
 
-// Test hook: BPFCKPT_TEST_STALL_FROZEN_MS keeps the tree frozen that long, so tests can make things happen to a
-// frozen target (an exit) deterministically.
-// Test hooks that widen a race window: BPFCKPT_TEST_STALL_HELD_MS once the tasks are held (a cgroup is thawed
-// again then), BPFCKPT_TEST_STALL_FROZEN_MS once the metadata is collected.
+// Test hooks that widen a window, so tests can make things happen in it deterministically:
+// BPFCKPT_TEST_STALL_ARMED_MS once -R has armed the processes before the freeze (they write armed memory then),
+// BPFCKPT_TEST_STALL_HELD_MS once the tasks are held (a cgroup is thawed again then), and
+// BPFCKPT_TEST_STALL_FROZEN_MS once the metadata is collected (the tree stays frozen: an exit, say).
 void test_stall(const char* var)
 {
 	if (const char* ms = getenv(var))
@@ -281,6 +285,8 @@ private:
 	Result<bool> dump_pages_live(image::Process& p, pid_t tid, uint64_t syscall_addr, image::BlobWriter& blob,
 				     log::Progress* progress);
 	Status copy_after_thaw();
+	bool copies_after_thaw() const;
+	Status arm_early(const std::vector<RawTask>& tasks);
 	Result<bool> stage_pages(image::Process& p, const PageRanges& chosen, std::unique_ptr<image::BlobWriter>& blob);
 	Status write_staged();
 	Result<uint32_t> shmem_object(const std::string& open_path, const std::string& path, uint64_t dev, uint64_t ino);
@@ -306,6 +312,7 @@ private:
 	};
 	std::vector<LivePages> live_;
 	bool live_lost_ = false;
+	EarlyArming early_;  // -R: the processes armed for the copy after the thaw before the freeze
 	// -R increments: the pages read while frozen, for their blobs after the thaw.
 	struct StagedPages {
 		std::unique_ptr<image::BlobWriter> blob;
@@ -380,11 +387,17 @@ Result<uint32_t> Dumper::shmem_object(const std::string& open_path, const std::s
 	return img_.shmem.back().id;
 }
 
+// The `syscall` instruction in the process's [vdso] that injected syscalls run through; 0 without a vdso.
+Result<uint64_t> syscall_address(const std::vector<image::Vma>& vmas)
+{
+	auto vdso = std::find_if(vmas.begin(), vmas.end(), [](const image::Vma& v) { return v.kind == "vdso"; });
+	return vdso == vmas.end() ? 0 : vdso->start + BCK_TRY(vdso_syscall_offset());
+}
+
 // Private pages: all of them, or, for vmas that inherit from the parent image, those written since.
 Status Dumper::dump_pages(image::Process& p)
 {
-	auto vdso = std::find_if(p.vmas.begin(), p.vmas.end(), [](const image::Vma& v) { return v.kind == "vdso"; });
-	uint64_t syscall_addr = vdso == p.vmas.end() ? 0 : vdso->start + BCK_TRY(vdso_syscall_offset());
+	uint64_t syscall_addr = BCK_TRY(syscall_address(p.vmas));
 	pid_t tid = pid_t(p.threads.front().tid);
 	// A task in a frozen cgroup (frozen by someone else: a snap thaws its own first) would never run a syscall
 	// injected into it.
@@ -399,10 +412,7 @@ Status Dumper::dump_pages(image::Process& p)
 	p.pages_blob = blob->name();
 	log::Progress progress(fmt::format("dump pid {}", p.pid));
 	log::Progress* shown = opt_.progress ? &progress : nullptr;
-	// The copy after the thaw is for full -R dumps: tracking needs the vmas registered WP_ASYNC instead, and an
-	// incremental dump has only its few written pages to copy.
-	bool live = opt_.leave_running && opt_.live_copy && !opt_.track_mem && opt_.prev_dir.empty() && syscall_addr;
-	if (live) {
+	if (copies_after_thaw() && syscall_addr) {
 		if (BCK_TRY(dump_pages_live(p, tid, syscall_addr, *blob, shown))) {
 			live_.back().blob = std::move(blob);
 			return inc_.after_pages(p);
@@ -450,9 +460,49 @@ Status Dumper::write_staged()
 	return {};
 }
 
-// Below this much private memory a process is copied while frozen: the copy takes less than arming it would
-// save, and a short-lived process is likely to exit (taking its pages with it) before a copy after the thaw.
-constexpr uint64_t kLiveCopyMin = 8u << 20;
+// The copy after the thaw is for full -R dumps: tracking needs the vmas registered WP_ASYNC instead, and an
+// incremental dump has only its few written pages to copy.
+bool Dumper::copies_after_thaw() const
+{
+	return opt_.leave_running && opt_.live_copy && !opt_.track_mem && opt_.prev_dir.empty();
+}
+
+// Before the freeze, for the copy after the thaw: each process with enough private memory to copy that way is
+// armed now, while it runs (EarlyArming). One that cannot be is armed while frozen.
+Status Dumper::arm_early(const std::vector<RawTask>& tasks)
+{
+	std::vector<const RawTask*> leaders;
+	std::vector<pid_t> tgids;
+	for (const RawTask& t : tasks)
+		if (t.rec.tid == t.rec.tgid && !t.rec.exit_state && !cgroup::process_held_frozen(pid_t(t.rec.tgid))) {
+			leaders.push_back(&t);
+			tgids.push_back(pid_t(t.rec.tgid));
+		}
+	if (leaders.empty())
+		return {};
+	BCK_CHECK(col_.set_targets(tgids));
+	std::vector<RawVma> raw = BCK_TRY(col_.vmas());
+	std::map<uint32_t, std::vector<const RawVma*>> vmas_of;
+	for (const RawVma& v : raw)
+		vmas_of[v.rec.tgid].push_back(&v);
+	for (const RawTask* leader : leaders) {
+		pid_t pid = pid_t(leader->rec.tgid);
+		auto vmas = build_vmas(*leader, vmas_of[leader->rec.tgid]);
+		if (!vmas)
+			continue;  // what it holds is refused, and the frozen dump says so
+		uint64_t syscall_addr = BCK_TRY(syscall_address(*vmas));
+		MemoryStats scratch;
+		auto pieces = plan_private_pages(pid, *vmas, scratch);
+		if (!syscall_addr || !pieces)
+			continue;
+		uint64_t bytes = 0;
+		for (const PagePiece& piece : *pieces)
+			bytes += piece.end - piece.start;
+		if (bytes >= kLiveCopyMin)
+			BCK_TRY(context(early_.add(pid, pid, syscall_addr, mm_key_of(leader->rec), *vmas), "pid {}", pid));
+	}
+	return early_.protect();
+}
 
 // Write-protects what can be copied after the thaw and copies the rest now. True when some pages are left for
 // copy_after_thaw (the process is then in live_); false when all were copied now.
@@ -467,7 +517,11 @@ Result<bool> Dumper::dump_pages_live(image::Process& p, pid_t tid, uint64_t sysc
 		BCK_CHECK(copy_private_pages(pid_t(p.pid), p.vmas, pieces, blob, bufs_, mem_, progress));
 		return false;
 	}
-	auto copy = BCK_TRY(context(LiveCopy::arm(pid_t(p.pid), tid, syscall_addr, p.vmas, pieces), "pid {}", p.pid));
+	std::optional<LiveCopy> copy = early_.take(pid_t(p.pid), p.mm_key);
+	if (copy)
+		BCK_CHECK(context(copy->arm_frozen(p.vmas, pieces), "pid {}", p.pid));
+	else
+		copy = BCK_TRY(context(LiveCopy::arm(pid_t(p.pid), tid, syscall_addr, p.vmas, pieces), "pid {}", p.pid));
 	BCK_CHECK(copy_private_pages(pid_t(p.pid), p.vmas, pieces, blob, bufs_, mem_, progress));
 	if (!copy || copy->live().empty())
 		return false;
@@ -593,6 +647,10 @@ Status Dumper::run(DumpStats& st)
 	};
 	auto first = BCK_TRY(list());
 	BCK_CHECK(check(first));
+	if (copies_after_thaw()) {
+		BCK_CHECK(arm_early(first));
+		test_stall("BPFCKPT_TEST_STALL_ARMED_MS");
+	}
 	BCK_CHECK(inc_.before_freeze(tracked_identities(first)));
 	// Fresh memory faults in slowly: what the frozen copy of an increment will fill is made now.
 	uint64_t expected = inc_.early_bytes() + inc_.early_bytes() / 4;
@@ -687,6 +745,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	test_stall("BPFCKPT_TEST_STALL_FROZEN_MS");
 
 	double t_mem = now_s();
+	BCK_CHECK(early_.stop());
 	for (image::Process& p : img_.processes) {
 		if (p.state == "zombie")
 			continue;

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "dump/pagemap_scan.h"
+#include "dump/ptrace_freezer.h"
 #include "dump/remote_uffd.h"
 
 namespace bpfckpt::dump {
@@ -65,8 +67,7 @@ Result<bool> register_wp(int uffd, pid_t pid, const image::Vma& v)
 
 }  // namespace
 
-Result<std::optional<LiveCopy>> LiveCopy::arm(pid_t pid, pid_t tid, uint64_t syscall_addr,
-					      const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned)
+Result<std::optional<LiveCopy>> LiveCopy::create(pid_t pid, pid_t tid, uint64_t syscall_addr)
 {
 	auto uffd = BCK_TRY(remote_userfaultfd(
 		pid, tid, syscall_addr, O_CLOEXEC | O_NONBLOCK,
@@ -78,21 +79,82 @@ Result<std::optional<LiveCopy>> LiveCopy::arm(pid_t pid, pid_t tid, uint64_t sys
 	lc.mem_ = UniqueFd(::open(mem.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!lc.mem_)
 		return fail_sys(errno, "open {}", mem);
-	std::vector<PagePiece> frozen;
+	return std::optional<LiveCopy>(std::move(lc));
+}
+
+Result<std::optional<LiveCopy>> LiveCopy::arm(pid_t pid, pid_t tid, uint64_t syscall_addr,
+					      const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned)
+{
+	auto lc = BCK_TRY(create(pid, tid, syscall_addr));
+	if (lc)
+		BCK_CHECK(lc->arm_frozen(vmas, planned));
+	return lc;
+}
+
+Status LiveCopy::register_vmas(const std::vector<image::Vma>& vmas)
+{
+	for (const image::Vma& v : vmas)
+		if (has_private_pages(v) && v.kind != "file" && BCK_TRY(register_wp(fd(), pid_, v)))
+			registered_.emplace_back(v.start, v.end);
+	return {};
+}
+
+Status LiveCopy::protect_registered()
+{
+	for (auto [start, end] : registered_)
+		BCK_CHECK(write_protect(fd(), pid_, start, end, true));
+	return {};
+}
+
+// Each UFFDIO_WRITEPROTECT call costs a TLB flush (25 us here) and each page it walks 0.2 us, so runs of pages
+// closer than this are protected in one call.
+constexpr uint64_t kProtectGap = 64 * kPageSize;
+
+Status LiveCopy::protect_unprotected(int pagemap, const image::Vma& v)
+{
+	ScanQuery q;
+	q.category_inverted = PAGE_IS_PFNZERO;  // the zero page: not planned, nothing to keep
+	q.category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO;  // written: not protected (uffd-wp bit clear)
+	q.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	q.return_mask = PAGE_IS_WRITTEN;
+	std::vector<std::pair<uint64_t, uint64_t>> runs;
+	if (int err = pagemap_scan(pagemap, v.start, v.end, q, [&](const page_region& r) {
+		    if (!runs.empty() && r.start - runs.back().second <= kProtectGap)
+			    runs.back().second = r.end;
+		    else
+			    runs.emplace_back(r.start, r.end);
+	    }))
+		return fail_sys(err, "pid {}: PAGEMAP_SCAN {:x}-{:x}", pid_, v.start, v.end);
+
+	for (auto [start, end] : runs)
+		BCK_CHECK(write_protect(fd(), pid_, start, end, true));
+	return {};
+}
+
+Status LiveCopy::arm_frozen(const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned)
+{
+	std::string path = fmt::format("/proc/{}/pagemap", pid_);
+	UniqueFd pagemap(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!pagemap)
+		return fail_sys(errno, "open {}", path);
+	std::vector<PagePiece> frozen, live;
 	std::map<size_t, bool> registered;  // by vma
 	for (const PagePiece& p : planned) {
 		auto it = registered.find(p.vma);
-		if (it == registered.end())
-			it = registered.emplace(p.vma, BCK_TRY(register_wp(lc.fd(), pid, vmas[p.vma]))).first;
-		if (!it->second) {
-			frozen.push_back(p);
-			continue;
+		if (it == registered.end()) {
+			bool ok = BCK_TRY(register_wp(fd(), pid_, vmas[p.vma]));
+			if (ok)
+				BCK_CHECK(protect_unprotected(pagemap.get(), vmas[p.vma]));
+			it = registered.emplace(p.vma, ok).first;
 		}
-		BCK_CHECK(write_protect(lc.fd(), pid, p.start, p.end, true));
-		lc.live_.push_back(p);
+		(it->second ? live : frozen).push_back(p);
+	}
+	{
+		std::lock_guard lk(*mu_);
+		live_ = std::move(live);
 	}
 	planned = std::move(frozen);
-	return std::optional<LiveCopy>(std::move(lc));
+	return {};
 }
 
 bool LiveCopy::planned_at(uint64_t page) const
@@ -266,6 +328,67 @@ Status LiveCopyHandler::stop()
 		return fail_sys(errno, "stop the fault handler");
 	thread_.join();
 	return result_;
+}
+
+// --- arming before the freeze ----------------------------------------------------------------------------------------
+
+EarlyArming::~EarlyArming()
+{
+	(void)stop();
+}
+
+Result<bool> EarlyArming::add(pid_t pid, pid_t tid, uint64_t syscall_addr, uint64_t mm_key,
+			      const std::vector<image::Vma>& vmas)
+{
+	std::optional<LiveCopy> copy;
+	{
+		PtraceFreezer one;  // the thread stops only for the injected syscall
+		if (!BCK_TRY(one.seize(tid)))
+			return false;
+		copy = BCK_TRY(LiveCopy::create(pid, tid, syscall_addr));
+	}
+	if (!copy)
+		return false;
+	BCK_CHECK(copy->register_vmas(vmas));
+	armed_.emplace(pid, Armed{mm_key, std::move(*copy)});
+
+	return true;
+}
+
+Status EarlyArming::protect()
+{
+	if (armed_.empty())
+		return {};
+	std::vector<LiveCopy*> copies;
+	for (auto& [pid, a] : armed_)
+		copies.push_back(&a.copy);
+	handler_ = BCK_TRY(LiveCopyHandler::start(copies));
+	for (auto& [pid, a] : armed_)
+		BCK_CHECK(a.copy.protect_registered());
+	return {};
+}
+
+Status EarlyArming::stop()
+{
+	if (!handler_)
+		return {};
+	Status st = handler_->stop();
+	handler_.reset();
+	BCK_CHECK(st);
+	for (auto& [pid, a] : armed_)
+		if (a.copy.has_pending())
+			return fail(ExitCode::failure, "pid {}: a write before the freeze could not be let through", pid);
+	return {};
+}
+
+std::optional<LiveCopy> EarlyArming::take(pid_t pid, uint64_t mm_key)
+{
+	auto it = armed_.find(pid);
+	if (it == armed_.end() || it->second.mm_key != mm_key || handler_)
+		return std::nullopt;
+	std::optional<LiveCopy> copy(std::move(it->second.copy));
+	armed_.erase(it);
+	return copy;
 }
 
 }  // namespace bpfckpt::dump

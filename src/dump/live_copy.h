@@ -29,11 +29,23 @@ namespace bpfckpt::dump {
 
 class LiveCopy {
 public:
-	// While pid is frozen: registers and write-protects the vmas of `planned` that allow it. Returns the pieces
-	// left to copy now, while frozen; the others are live(). nullopt when the process may not create such a
-	// userfaultfd: everything is copied while frozen.
+	// A userfaultfd of pid's, made by its thread `tid` (in our ptrace stop); nothing registered yet. nullopt when
+	// the process may not create such a userfaultfd: everything is then copied while frozen.
+	static Result<std::optional<LiveCopy>> create(pid_t pid, pid_t tid, uint64_t syscall_addr);
+	// While pid is frozen: create(), then arm_frozen().
 	static Result<std::optional<LiveCopy>> arm(pid_t pid, pid_t tid, uint64_t syscall_addr,
 						   const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned);
+
+	// Before the freeze, while pid runs: registers the vmas that allow it and write-protects every present page
+	// of theirs. Writes are let through by the handler until arm_frozen() plans pages, so protect_registered()
+	// needs a handler serving this copy.
+	Status register_vmas(const std::vector<image::Vma>& vmas);
+	Status protect_registered();
+	// While pid is frozen: registers the vmas of `planned` (a registration from before the freeze stays) and
+	// write-protects their present pages that are not protected: all of them in a vma registered now, those
+	// written or populated since protect_registered() in the others. Leaves in `planned` the pieces to copy now,
+	// while frozen; the others are live().
+	Status arm_frozen(const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned);
 
 	pid_t pid() const { return pid_; }
 	int fd() const { return uffd_.get(); }
@@ -55,11 +67,13 @@ private:
 	bool planned_at(uint64_t page) const;
 	Status unprotect(uint64_t start, uint64_t end);
 	Status release_pending();
+	Status protect_unprotected(int pagemap, const image::Vma& v);
 
 	pid_t pid_;
 	UniqueFd uffd_;
 	UniqueFd mem_;                                  // /proc/PID/mem: reads pages of any protection
-	std::vector<PagePiece> live_;                   // in address order
+	std::vector<std::pair<uint64_t, uint64_t>> registered_;  // by register_vmas()
+	std::vector<PagePiece> live_;                   // in address order; set while frozen, before any fault
 	std::unique_ptr<std::mutex> mu_;                // guards what follows
 	uint64_t taken_until_ = 0;                      // pages below this are in the copier's hands
 	std::map<uint64_t, std::vector<char>> saved_;   // pages copied by faults, not taken yet
@@ -86,6 +100,35 @@ private:
 	UniqueFd stop_;  // an eventfd
 	std::thread thread_;
 	Status result_;
+};
+
+// -R: processes armed before the freeze, while they run, so that the freeze only has to protect again what was
+// written or populated since: write-protecting 1 GiB of 4 KiB pages takes 45-50 ms here (as mprotect does), and
+// finding what changed since takes 1.5 ms. Until the freeze a handler lets every write through at once.
+class EarlyArming {
+public:
+	EarlyArming() = default;
+	EarlyArming(const EarlyArming&) = delete;
+	EarlyArming& operator=(const EarlyArming&) = delete;
+	~EarlyArming();
+
+	// Seizes thread `tid` of the running process pid for the injected userfaultfd(), lets it go, and registers
+	// the vmas. false when pid cannot be armed this way (it exited, or may not create the userfaultfd).
+	Result<bool> add(pid_t pid, pid_t tid, uint64_t syscall_addr, uint64_t mm_key, const std::vector<image::Vma>& vmas);
+	// Starts the handler, then protects every added process's memory.
+	Status protect();
+	// Once frozen: stops the handler, after it let through every write that came before.
+	Status stop();
+	// The copy armed for pid, if it is still the same address space (exec replaces it); after stop().
+	std::optional<LiveCopy> take(pid_t pid, uint64_t mm_key);
+
+private:
+	struct Armed {
+		uint64_t mm_key;
+		LiveCopy copy;
+	};
+	std::map<pid_t, Armed> armed_;
+	std::unique_ptr<LiveCopyHandler> handler_;
 };
 
 }  // namespace bpfckpt::dump

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "common/exit_codes.h"
+#include "core/image_pages.h"
+#include "image/chain.h"
 #include "harness.h"
 #include "restore_run.h"
 #include "test_cgroup.h"
@@ -54,11 +56,11 @@ pid_t keeper_of(pid_t pid)
 	return pid_t(keeper);
 }
 
-RunResult dump(pid_t pid, const fs::path& dir, std::vector<std::string> extra)
+RunResult dump(pid_t pid, const fs::path& dir, std::vector<std::string> extra, const RunOptions& opt = {})
 {
 	std::vector<std::string> args{"dump", "-t", std::to_string(pid), "-D", dir.string(), "--json"};
 	args.insert(args.end(), extra.begin(), extra.end());
-	return run_bpfckpt(args);
+	return run_bpfckpt(args, opt);
 }
 
 // `bpfckpt core` of img for pid, and the XXH3 of the bytes its PT_LOAD gives [addr, addr + len): 0 when the core
@@ -148,8 +150,48 @@ TEST_F(Incremental, ChainHoldsOnlyWrittenPagesAndRestoresExactly)
 	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
 }
 
-// sweeper (with `args`) dumped with -R and `extra`: the workload goes on undisturbed, and the image, restored,
-// finds every page at the generation its own counter says: one moment. Returns the dump's stderr.
+// The sweeper's picture (tests/workloads/sweeper.c) as the image holds it: the counter in the page after the
+// N MiB, and each page at the generation it says. The page being rewritten at the freeze is a prefix of words in
+// the new generation and the rest in the old one. Checked in the image itself, before a restored writer could
+// rewrite an inconsistent page: "PASS" or what is wrong.
+std::string sweeper_picture_in_image(const fs::path& img, pid_t pid, uint64_t mem_addr, uint64_t mem_size)
+{
+	constexpr uint64_t kPage = 4096, kWords = kPage / 8;
+	auto chain = bpfckpt::image::Chain::load(img.string(), true);
+	if (!chain)
+		return "cannot load " + img.string() + ": " + chain.error().describe();
+	const bpfckpt::image::Process* proc = nullptr;
+	for (const bpfckpt::image::Process& p : chain->newest().processes)
+		if (p.pid == uint32_t(pid))
+			proc = &p;
+	if (!proc)
+		return "pid " + std::to_string(pid) + " is not in the image";
+	std::vector<uint64_t> mem((mem_size + kPage) / 8);
+	bpfckpt::core::ImagePages pages(*chain);
+	auto holes = pages.read(*proc, mem_addr, mem_size + kPage, reinterpret_cast<char*>(mem.data()));
+	if (!holes || !holes->empty())
+		return "the image does not hold all of the sweeper's memory";
+	uint64_t npages = mem_size / kPage, n = mem[npages * kWords];
+	auto word = [](uint64_t p, uint64_t g) { return g * 0x9e3779b97f4a7c15ull ^ p; };
+	for (uint64_t p = 0; p < npages; p++) {
+		uint64_t g = n / npages + (p < n % npages ? 1 : 0);
+		bool in_progress = p == n % npages, newer = in_progress;
+		for (uint64_t i = 0; i < kWords; i++) {
+			uint64_t w = mem[p * kWords + i];
+			if (newer && w == word(p, g + 1))
+				continue;
+			newer = false;
+			if (w != word(p, g))
+				return fmt::format("page {} word {} is {:x}, not generation {} ({} page writes done)", p, i, w,
+						   g, n);
+		}
+	}
+	return "PASS";
+}
+
+// sweeper (with `args`) dumped with -R and `extra`: the workload goes on undisturbed, and the image, read and
+// restored, has every page at the generation its own counter says: one moment. The dump waits 100 ms between
+// arming the process and freezing it, so pages are written in between. Returns the dump's stderr.
 std::string expect_one_moment(const fs::path& img, const std::vector<std::string>& args,
 			      const std::vector<std::string>& extra)
 {
@@ -161,10 +203,11 @@ std::string expect_one_moment(const fs::path& img, const std::vector<std::string
 	std::this_thread::sleep_for(300ms);  // a few sweeps in: pages of several generations
 	std::vector<std::string> opts{"-R"};
 	opts.insert(opts.end(), extra.begin(), extra.end());
-	RunResult r = dump(pid, img, opts);
+	RunResult r = dump(pid, img, opts, {.env = {{"BPFCKPT_TEST_STALL_ARMED_MS", "100"}}});
 	EXPECT_EQ(r.exit_code, 0) << r.describe();
 	std::this_thread::sleep_for(200ms);
 	EXPECT_EQ(wl.verify(), "PASS") << "the dump disturbed the writer";
+	EXPECT_EQ(sweeper_picture_in_image(img, pid, wl.ready().at("mem_addr"), wl.ready().at("mem_size")), "PASS");
 	wl.kill_all();
 	auto index = read_index(img);
 	if (!index) {
@@ -215,6 +258,9 @@ TEST_F(Incremental, ChainOfAWriterSweepingAllMemoryIsOneMomentAtEveryLink)
 		}
 		RunResult r = dump(pid, links[i], opts);
 		ASSERT_EQ(r.exit_code, 0) << r.describe();
+		EXPECT_EQ(sweeper_picture_in_image(links[i], pid, wl.ready().at("mem_addr"), wl.ready().at("mem_size")),
+			  "PASS")
+			<< links[i];
 		if (i) {
 			ASSERT_TRUE(read_index(links[i])->contains("parent")) << links[i] << " is not an increment";
 		}

@@ -2,8 +2,9 @@
 // page with the generation of the sweep: what a dump taken while the target runs (-R) must get exactly right.
 //
 // State: N MiB of anonymous 4 KiB pages and `stamped`, the number of page writes finished since the start (one
-// word, so every moment has one value). Page p has been stamped stamped / N times, once more if p < stamped % N,
-// and holds that generation in every word; the page being rewritten is not counted yet, and a restored writer
+// word, so every moment has one value; it lives in one more page of the same mapping, the hottest page there is,
+// at mem_addr + mem_size). Page p has been stamped stamped / N times, once more if p < stamped % N, and holds that
+// generation in every word; the page being rewritten is not counted yet, and a restored writer
 // finishes it. An image of one moment brings back that same picture; one whose pages were copied at different
 // moments does not.
 // With --churn, a second thread maps, fills and unmaps a 16 MiB region over and over (what a malloc arena's trim
@@ -31,7 +32,7 @@
 
 static uint64_t* mem;
 static size_t npages;
-static atomic_ulong stamped;
+static atomic_ulong* stamped;  // in the page after the N MiB
 static atomic_int hold;     // the checker asks the writer to stop at the next page boundary
 static atomic_int holding;  // the writer has stopped
 
@@ -41,7 +42,7 @@ static uint64_t word(size_t p, uint64_t g) { return g * 0x9e3779b97f4a7c15ull ^ 
 static void* writer(void* arg)
 {
 	(void)arg;
-	for (uint64_t n = atomic_load(&stamped);; n = atomic_load(&stamped)) {
+	for (uint64_t n = atomic_load(stamped);; n = atomic_load(stamped)) {
 		while (atomic_load(&hold)) {
 			atomic_store(&holding, 1);
 			struct timespec ts = {0, 1000000};
@@ -52,7 +53,7 @@ static void* writer(void* arg)
 		uint64_t* w = mem + p * WORDS;
 		for (size_t i = 0; i < WORDS; i++)
 			w[i] = word(p, n / npages + 1);
-		atomic_store(&stamped, n + 1);
+		atomic_store(stamped, n + 1);
 	}
 	return NULL;
 }
@@ -76,7 +77,7 @@ static void* churner(void* arg)
 
 static int check_picture(char* why, size_t len)
 {
-	uint64_t n = atomic_load(&stamped);
+	uint64_t n = atomic_load(stamped);
 	for (size_t p = 0; p < npages; p++) {
 		uint64_t g = n / npages + (p < n % npages ? 1 : 0);
 		uint64_t* w = mem + p * WORDS;
@@ -97,11 +98,11 @@ static int verify(char* why, size_t len)
 	while (!atomic_load(&holding))
 		sched_yield();
 	int ok = check_picture(why, len);
-	uint64_t before = atomic_load(&stamped);
+	uint64_t before = atomic_load(stamped);
 	atomic_store(&hold, 0);
 	struct timespec ts = {0, 50000000};
 	nanosleep(&ts, NULL);
-	if (ok && atomic_load(&stamped) <= before)
+	if (ok && atomic_load(stamped) <= before)
 		return snprintf(why, len, "the writer stopped after %" PRIu64 " page writes", before), 0;
 	return ok;
 }
@@ -116,12 +117,13 @@ int main(int argc, char** argv)
 		else if (!strcmp(argv[i], "--churn"))
 			churn = 1;
 	npages = (mib << 20) / PAGE;
-	mem = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mem = mmap(NULL, (npages + 1) * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		fprintf(stderr, "sweeper: mmap: %s\n", strerror(errno));
 		return 2;
 	}
-	madvise(mem, npages * PAGE, MADV_NOHUGEPAGE);  // 4 KiB pages, the hard case for a copy
+	madvise(mem, (npages + 1) * PAGE, MADV_NOHUGEPAGE);  // 4 KiB pages, the hard case for a copy
+	stamped = (atomic_ulong*)(mem + npages * WORDS);
 	for (size_t p = 0; p < npages; p++)
 		for (size_t i = 0; i < WORDS; i++)
 			mem[p * WORDS + i] = word(p, 0);
