@@ -224,11 +224,13 @@ struct DumpRun {
 	double bpf_load_us = -1;  // from its -v log, when it prints one
 };
 
-// -v for the "BPF iterators loaded in X ms" line: the load happens before total_time starts.
+// -v for the "BPF iterators loaded in X ms" line: the load happens before total_time starts. -R keeps the target
+// for the next run, and --frozen-copy makes it copy the way a dump without -R does: while frozen, as fast as it
+// can (bench_incremental measures the copy after the thaw).
 Result<DumpRun> run_dump(pid_t pid, const std::string& dir, bool do_fsync)
 {
 	std::vector<std::string> argv{BENCH_BPFCKPT_BIN, "-v", "dump", "-t", std::to_string(pid), "-D", dir, "-R",
-				      "--stats", "--json"};
+				      "--frozen-copy", "--stats", "--json"};
 	if (!do_fsync)
 		argv.push_back("--no-fsync");
 	CommandResult r = BCK_TRY(run_command(argv, 600));

@@ -3,12 +3,12 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <memory>
 
 #include "common/elf_build_id.h"
+#include "common/xxhash.h"
 
 namespace bpfckpt {
 

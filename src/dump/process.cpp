@@ -2,10 +2,11 @@
 
 #include <sys/sysinfo.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "common/xxhash.h"
 
 namespace bpfckpt::dump {
 

@@ -3,14 +3,13 @@
 // before commit() removes what it wrote. Directories are 0700 and files 0600: images hold process memory.
 #pragma once
 
-#include <xxhash.h>
-
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/fd.h"
 #include "common/result.h"
+#include "common/xxhash.h"
 #include "image/model.h"
 
 namespace bpfckpt::image {

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +14,7 @@
 
 #include "common/fd.h"
 #include "common/file_digest.h"
+#include "common/xxhash.h"
 #include "image/image_dir.h"
 #include "image/json.h"
 
