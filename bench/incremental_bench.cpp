@@ -1,6 +1,6 @@
 // bench_incremental: what continuous snapshots cost (issue 5), measured in one run.
-//   1. frozen time of `dump -R` for 64 MiB, 1 GiB and 4 GiB of 4 KiB pages and of THP, per GiB, against the
-//      targets (30 ms/GiB for 4 KiB pages, 5 ms for THP): the default (write-protect, thaw, copy while it runs)
+//   1. frozen time of `dump -R` for 64 MiB, 1 GiB and 4 GiB of 4 KiB pages and of THP against the targets
+//      (30 ms per GiB of 4 KiB pages, 5 ms for THP): the default (write-protect, thaw, copy while it runs)
 //      against --frozen-copy (everything copied while stopped, for which memcpy of the same bytes is the floor).
 //   2. an incremental dump of 1 GiB of 4 KiB pages of which 1% was written since the parent: frozen time (target
 //      15 ms) against the full dump's, and pages written against the pages dirtied.
@@ -161,9 +161,13 @@ Status bench_frozen(const Config& cfg, const std::string& kind, double memcpy_us
 			}
 		}
 		double gib = double(mib << 20) / kGiB, live = s.med("live.frozen"), frozen = s.med("frozen.frozen");
-		Goal goal{true, kind == "thp" ? 5.0 : 30.0, "ms/GiB"};
 		std::string name = fmt::format("frozen.{}.{}MiB", kind, mib);
-		rep.goal(name + ".per_gib", live / 1e3 / gib, "ms/GiB", goal);
+		// The issue's targets: 30 ms per GiB of 4 KiB pages (what protecting them was thought to cost), and 5 ms
+		// for THP-backed memory, whatever its size.
+		if (kind == "thp")
+			rep.goal(name + ".abs", live / 1e3, "ms", Goal{true, 5.0, "ms"});
+		else
+			rep.goal(name + ".per_gib", live / 1e3 / gib, "ms/GiB", Goal{true, 30.0, "ms/GiB"});
 		rep.ratio(name, live / 1e3, "ms", frozen / live,
 			  fmt::format("--frozen-copy frozen {:.1f} ms vs copy after the thaw", frozen / 1e3));
 		rep.ratio(name + ".frozen_copy_vs_memcpy", frozen / 1e3, "ms", frozen / (memcpy_us_per_gib * gib),
