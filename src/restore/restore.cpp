@@ -522,9 +522,16 @@ void Master::kill_all()
 		return;
 	for (auto& [pid, fd] : pidfds_)
 		syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
-	for (pid_t r : roots_) {
+	for (pid_t r : roots_)
 		kill(r, SIGKILL);  // our own child: its pid cannot have been reused before we reap it
-		waitpid(r, nullptr, __WALL);
+	// A thread we trace that dies stays a zombie until we, its tracer, reap it, and its process's leader cannot be
+	// reaped before it: waiting for the roots alone would hang once the shim has created threads.
+	std::set<pid_t> left(roots_.begin(), roots_.end());
+	while (!left.empty()) {
+		pid_t w = waitpid(-1, nullptr, __WALL);
+		if (w < 0 && errno != EINTR)
+			break;
+		left.erase(w);
 	}
 }
 
