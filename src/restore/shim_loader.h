@@ -9,6 +9,7 @@
 #include "image/chain.h"
 #include "image/model.h"
 #include "restore/locate.h"
+#include "restore/signals.h"
 
 namespace bpfckpt::restore {
 
@@ -29,6 +30,7 @@ struct ShimInputs {
 	std::vector<int> vma_fds;  // per vma, -1 for anonymous (shared memory: the master's fd of the object)
 	std::vector<std::vector<image::ResolvedRun>> vma_runs;  // per vma, the pages to copy in
 	std::vector<int> page_fds;  // by chain level: the process's page blob there, -1 when no run reads it
+	std::vector<QueuedSignal> queued;  // signals the shim queues again
 	size_t nr_runs() const;
 	std::vector<int> all() const;
 };
