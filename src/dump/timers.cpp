@@ -11,6 +11,9 @@ namespace {
 
 // The kernel keeps a CPU-time timer's clock encoded (include/linux/posix-timers_types.h): a CLOCK_PROCESS_CPUTIME_ID
 // timer has it_clock make_process_cpuclock(0, CPUCLOCK_SCHED) = -6, a thread's -2, another process's its pid.
+// The process's own CPU clock is kept: the CPU time left is saved, and re-armed relative on the restored process's
+// clock it comes due after that much more CPU time, as before. A thread's CPU clock would need each timer created
+// by its thread, another process's names a process that may not come back: both are refused.
 constexpr int32_t kOwnProcessCpuClock = -6;
 
 // The clocks restore re-creates timers on: the hrtimer clocks, and the process's own CPU clock.
@@ -39,9 +42,11 @@ int64_t now_for(const bck_posix_timer& pt)
 	return clock_getcpuclockid(pid_t(pt.tgid), &cpu) == 0 ? clock_now_ns(cpu) : 0;
 }
 
-// Time left until the next expiry, with the kernel's timer_gettime() rules (common_timer_get). A periodic timer
-// whose expiry passed (while its signal waits to be delivered, the kernel leaves it unarmed until then) is due at
-// its next period, as the kernel's forwarding would make it; a one-shot signalling timer that is due but not yet
+// Time left until the next expiry, with the kernel's timer_gettime() rules (common_timer_get). Restore re-arms it
+// relative to now, so the time the process spent dumped does not count (as for the itimers), and a CLOCK_REALTIME
+// timer set for an absolute time comes back relative: a later change of the clock no longer moves it. A periodic
+// timer whose expiry passed (while its signal waits to be delivered, the kernel leaves it unarmed until then) is due
+// at its next period, as the kernel's forwarding would make it; a one-shot signalling timer that is due but not yet
 // fired reports 1 ns, so it fires at once after the restore; an expired one-shot SIGEV_NONE timer is disarmed.
 // Overrun counts cannot be set by any syscall: a restored timer starts with none.
 uint64_t time_left(const bck_posix_timer& pt)

@@ -158,11 +158,15 @@ static const char* check_timer(int i, double lo, double hi, double interval, cha
 
 static const char* verify(char* buf, size_t len)
 {
-	const char* why;
-	if ((why = check_timer(T_PERIODIC, 0, 0.05, 0.05, buf, len)) || (why = check_timer(T_THREAD, 0, 0.07, 0.07, buf, len)) ||
-	    (why = check_timer(T_NONE, 900, 1000, 0, buf, len)) || (why = check_timer(T_DISARMED, 0, 0, 0, buf, len)) ||
-	    (why = check_timer(T_CPU, 90, 100, 0, buf, len)))
-		return why;
+	// Time left: lowest, highest; interval. A periodic timer always has at most one period left.
+	static const double expect[NTIMERS][3] = {
+	    [T_PERIODIC] = {0, 0.05, 0.05}, [T_THREAD] = {0, 0.07, 0.07}, [T_NONE] = {900, 1000, 0},
+	    [T_DISARMED] = {0, 0, 0},       [T_CPU] = {90, 100, 0}};
+	for (int i = 0; i < NTIMERS; i++) {
+		const char* why = check_timer(i, expect[i][0], expect[i][1], expect[i][2], buf, len);
+		if (why)
+			return why;
+	}
 	long before[2] = {atomic_load(&hits[0]), atomic_load(&hits[1])};
 	struct timespec pause = {0, 600 * 1000000L};
 	while (nanosleep(&pause, &pause) < 0 && errno == EINTR) {
