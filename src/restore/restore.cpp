@@ -447,8 +447,8 @@ Status Master::check_shim_error(pid_t pid)
 	if (process_vm_readv(outer_.at(pid), &local, 1, &remote, 1, 0) != ssize_t(sizeof(plan)))
 		return fail_sys(errno, "pid {}: read the shim's report", pid);
 	if (plan.error)
-		return fail_errno(ExitCode::failure, int(-plan.error), "pid {}: restore shim step {} failed at {:#x}", pid,
-				  plan.error_step, plan.error_arg);
+		return fail_errno(ExitCode::failure, int(-plan.error), "pid {}: restore shim: {} step failed at {:#x}", pid,
+				  shim_step_name(plan.error_step), plan.error_arg);
 	return {};
 }
 

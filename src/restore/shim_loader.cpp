@@ -244,6 +244,15 @@ Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Proc
 
 uint64_t shim_plan_offset() { return page_up(shim_code_bytes()); }
 
+std::string shim_step_name(uint64_t step)
+{
+	static const char* const kNames[] = {"start", "unmap", "move vdso", "map", "fill", "protect", "mm", "sigaction",
+					     "thread", "rseq", "itimer", "creds", "POSIX timer", "signal queue",
+					     "groups", "bounding set", "ambient set"};
+	static_assert(std::size(kNames) == SHIM_STEP_AMBIENT + 1, "a name for every shim_step");
+	return step < std::size(kNames) ? kNames[step] : fmt::format("{}", step);
+}
+
 Status check_special_mappings(const image::Process& p)
 {
 	BCK_CHECK(special_moves(p, BCK_TRY(own_maps())));

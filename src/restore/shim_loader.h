@@ -46,6 +46,9 @@ Status check_special_mappings(const image::Process& p);
 Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlacement& where,
 		  const std::vector<int>& extra_close);
 
+// What a SHIM_STEP_* number stands for, in the shim's error report ("timers", "creds", ...).
+std::string shim_step_name(uint64_t step);
+
 // Where the plan sits in the shim's mapping: the restorer reads the shim's error report from there.
 uint64_t shim_plan_offset();
 
