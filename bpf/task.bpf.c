@@ -25,6 +25,21 @@ static __always_inline __u32 pid_nr(struct pid *pid)
 	return pid ? BPF_CORE_READ(pid, numbers[0].nr) : 0;
 }
 
+/* group_info ends in a flexible array of ngroups gids: read no more of it than it has. */
+static __always_inline void fill_groups(struct bck_task *r, const struct cred *c)
+{
+	struct group_info *gi = BPF_CORE_READ(c, group_info);
+	__u32 n;
+
+	if (!gi)
+		return;
+	n = BPF_CORE_READ(gi, ngroups);
+	r->ngroups = n;
+	if (n > BCK_MAX_GROUPS)
+		n = BCK_MAX_GROUPS;
+	bpf_probe_read_kernel(r->groups, n * sizeof(__u32), (void *)gi + bpf_core_field_offset(struct group_info, gid));
+}
+
 static __always_inline void fill_creds(struct bck_task *r, struct task_struct *task)
 {
 	const struct cred *c = BPF_CORE_READ(task, cred);
@@ -43,6 +58,7 @@ static __always_inline void fill_creds(struct bck_task *r, struct task_struct *t
 	r->cap_effective = BPF_CORE_READ(c, cap_effective.val);
 	r->cap_bset = BPF_CORE_READ(c, cap_bset.val);
 	r->cap_ambient = BPF_CORE_READ(c, cap_ambient.val);
+	fill_groups(r, c);
 }
 
 static __always_inline void fill_signals(struct bck_task *r, struct task_struct *task)
@@ -127,6 +143,33 @@ static __always_inline struct hlist_node *first_posix_timer(struct task_struct *
 	return BPF_CORE_READ(task, signal, posix_timers.first);
 }
 
+/* CPU-time clocks: CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID, and another task's (negative ids) */
+static __always_inline bool cpu_clock(__s32 clock)
+{
+	return clock < 0 || clock == 2 || clock == 3;
+}
+
+/* A timer on a CPU-time clock lives in it.cpu, the others in an hrtimer (it.real); it_status says whether it is
+ * armed since 6.13, before that the hrtimer's or cpu_timer's queue does. */
+static __always_inline void fill_timer_expiry(struct bck_posix_timer *r, struct k_itimer *t)
+{
+	bool queued;
+
+	if (cpu_clock(r->clock)) {
+		r->expires = BPF_CORE_READ(t, it.cpu.node.expires);
+		r->expires_clock = r->clock;
+		queued = BPF_CORE_READ(t, it.cpu.head) != 0;
+	} else {
+		r->expires = BPF_CORE_READ(t, it.real.timer.node.expires);
+		r->expires_clock = BPF_CORE_READ(t, it.real.timer.base, clockid);
+		queued = BPF_CORE_READ(t, it.real.timer.state) & HRTIMER_STATE_ENQUEUED;
+	}
+	if (bpf_core_field_exists(t->it_status))
+		r->status = BPF_CORE_READ(t, it_status);
+	else
+		r->status = queued ? BCK_TIMER_ARMED : BCK_TIMER_DISARMED;
+}
+
 /* signal->posix_timers is an hlist of k_itimer.list; at most BCK_MAX_POSIX_TIMERS are emitted. */
 static __always_inline void emit_posix_timers(struct seq_file *seq, struct task_struct *task)
 {
@@ -144,9 +187,9 @@ static __always_inline void emit_posix_timers(struct seq_file *seq, struct task_
 		r.sigev_notify = BPF_CORE_READ(t, it_sigev_notify);
 		r.signo = BPF_CORE_READ(t, sigq.info.si_signo);
 		r.sigval = (__u64)BPF_CORE_READ(t, sigq.info._sifields._timer._sigval.sival_ptr);
+		r.target_tid = pid_nr(BPF_CORE_READ(t, it_pid));
 		r.interval_ns = BPF_CORE_READ(t, it_interval);
-		r.expires = BPF_CORE_READ(t, it.real.timer.node.expires);
-		r.armed = BPF_CORE_READ(t, it.real.timer.state) & HRTIMER_STATE_ENQUEUED;
+		fill_timer_expiry(&r, t);
 		bpf_seq_write(seq, &r, sizeof(r));
 		node = BPF_CORE_READ(node, next);
 	}

@@ -62,6 +62,15 @@ struct pm_scan_arg {
  * software-reserved bytes (arch/x86/include/asm/user.h, since 2.6.38). */
 #define BCK_XSTATE_XCR0_OFFSET 464
 
+/* prctl(PR_TIMER_CREATE_RESTORE_IDS, ON): timer_create() takes the id to use from *timerid (EBUSY when taken).
+ * Linux 6.15 (commit ec2d0c04624b "posix-timers: Provide a mechanism to allocate a given timer ID"). */
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+#define PR_TIMER_CREATE_RESTORE_IDS_OFF 0
+#define PR_TIMER_CREATE_RESTORE_IDS_ON 1
+#define PR_TIMER_CREATE_RESTORE_IDS_GET 2
+#endif
+
 /* Errnos the kernel uses inside a syscall that userspace never sees (include/linux/errno.h). */
 #define BCK_ERESTARTSYS 512
 #define BCK_ERESTARTNOINTR 513

@@ -22,6 +22,7 @@
 #define BCK_PATH_MAX 4096
 #define BCK_SPECIAL_NAME_LEN 16
 #define BCK_MAX_POSIX_TIMERS 32
+#define BCK_MAX_GROUPS 64      /* supplementary groups a record carries; a task with more is refused */
 
 /* Which records a stream holds. The numbers are part of nothing persistent: images never contain them. */
 enum bck_kind {
@@ -89,7 +90,8 @@ struct bck_task {
 	__u32 gid, egid, sgid, fsgid;
 	__u64 cap_inheritable, cap_permitted, cap_effective, cap_bset, cap_ambient;
 	__u32 securebits;
-	__u32 pad0;
+	__u32 ngroups;   /* cred->group_info's count; the first BCK_MAX_GROUPS are in groups[] */
+	__u32 groups[BCK_MAX_GROUPS];
 
 	/* signals */
 	__u64 blocked;
@@ -146,19 +148,25 @@ struct bck_sigactions {
 	struct bck_sigaction act[BCK_NSIG];
 };
 
+/* k_itimer.it_status (kernel/time/posix-timers.h, Linux 6.13); older kernels report ARMED from the hrtimer state */
+#define BCK_TIMER_DISARMED 0
+#define BCK_TIMER_ARMED 1
+#define BCK_TIMER_REQUEUE_PENDING 2 /* expired, signal queued: the kernel re-arms it when the signal is delivered */
+
 struct bck_posix_timer {
 	struct bck_hdr hdr;
 	__u32 tgid;
 	__s32 id;
 	__s32 clock;
-	__s32 sigev_notify;
+	__s32 sigev_notify;  /* SIGEV_SIGNAL, SIGEV_NONE, or SIGEV_THREAD_ID (glibc's SIGEV_THREAD is one too) */
 	__s32 signo;
-	__u32 pad;
+	__u32 target_tid;    /* it_pid: the thread SIGEV_THREAD_ID signals, the process otherwise */
 	__u64 sigval;
-	__s64 expires;      /* on the timer's clock, ns; meaningful when armed */
+	__s64 expires;       /* ns on expires_clock; meaningful unless disarmed */
 	__u64 interval_ns;
-	__u32 armed;
-	__u32 pad2;
+	__u32 status;        /* BCK_TIMER_* */
+	__s32 expires_clock; /* the clock expires is on: the hrtimer base's (CLOCK_MONOTONIC for a relative
+			      * CLOCK_REALTIME timer), or the CPU clock */
 };
 
 /* i_mode's S_IFMT kinds, as the kernel stores them */

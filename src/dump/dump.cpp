@@ -36,6 +36,7 @@
 #include "dump/process.h"
 #include "dump/ptrace_freezer.h"
 #include "dump/self_token.h"
+#include "dump/signals.h"
 #include "dump/threads.h"
 #include "dump/vmas.h"
 #include "image/image_dir.h"
@@ -327,23 +328,35 @@ public:
 	bool live_copy_lost() const { return live_lost_; }
 };
 
+// Appends bytes to a blob; no bytes give an empty reference.
+Result<image::BlobRef> store(image::BlobWriter& blob, const std::string& bytes)
+{
+	if (bytes.empty())
+		return image::BlobRef{};
+	image::BlobRef ref{blob.name(), blob.offset(), bytes.size()};
+	BCK_CHECK(blob.write(bytes.data(), bytes.size()));
+	return ref;
+}
+
+// Registers and queued signals of every thread, and the process's queued signals, into threads-PID.bin.
 Status Dumper::dump_threads(image::Process& p, const std::vector<const RawTask*>& threads)
 {
 	if (p.state == "zombie")
 		return {};
 	auto blob = BCK_TRY(dir_.open_blob(fmt::format("threads-{}.bin", p.pid)));
 	for (size_t i = 0; i < threads.size(); i++) {
-		ThreadCpu cpu = BCK_TRY(read_thread_cpu(pid_t(threads[i]->rec.tid)));
+		pid_t tid = pid_t(threads[i]->rec.tid);
+		ThreadCpu cpu = BCK_TRY(read_thread_cpu(tid));
 		image::Thread& th = p.threads[i];
 		th.regs.gpr = std::move(cpu.regs.gpr);
 		th.syscall = cpu.syscall;
-		th.regs.fpregs = {blob->name(), blob->offset(), cpu.fpregs.size()};
-		BCK_CHECK(blob->write(cpu.fpregs.data(), cpu.fpregs.size()));
-		th.regs.xstate = {blob->name(), blob->offset(), cpu.xstate.size()};
-		BCK_CHECK(blob->write(cpu.xstate.data(), cpu.xstate.size()));
+		th.regs.fpregs = BCK_TRY(store(*blob, cpu.fpregs));
+		th.regs.xstate = BCK_TRY(store(*blob, cpu.xstate));
+		th.siginfo = BCK_TRY(store(*blob, BCK_TRY(peek_siginfos(tid, false))));
 		img_.host.xcr0 = cpu.xcr0;
 		img_.host.xstate_size = cpu.xstate.size();
 	}
+	p.shared_siginfo = BCK_TRY(store(*blob, BCK_TRY(peek_siginfos(pid_t(p.pid), true))));
 	img_.blobs.push_back(blob->finish());
 	return {};
 }
@@ -764,6 +777,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	if (opt_.leave_running) {
 		freezer_.detach_all();
 		st.frozen_time = now_s() - t_frozen;
+		early_.clear();
 		BCK_CHECK(write_staged());
 		BCK_CHECK(copy_after_thaw());
 	}

@@ -381,6 +381,12 @@ Status EarlyArming::stop()
 	return {};
 }
 
+void EarlyArming::clear()
+{
+	(void)stop();  // the handler points into armed_
+	armed_.clear();
+}
+
 std::optional<LiveCopy> EarlyArming::take(pid_t pid, uint64_t mm_key)
 {
 	auto it = armed_.find(pid);

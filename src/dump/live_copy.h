@@ -121,6 +121,9 @@ public:
 	Status stop();
 	// The copy armed for pid, if it is still the same address space (exec replaces it); after stop().
 	std::optional<LiveCopy> take(pid_t pid, uint64_t mm_key);
+	// Closes the userfaultfds of the processes not taken (too little memory by the freeze, or a new address
+	// space): with no handler, a write to their protected pages would wait until then. Right after the thaw.
+	void clear();
 
 private:
 	struct Armed {

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/xxhash.h"
+#include "dump/timers.h"
 
 namespace bpfckpt::dump {
 
@@ -20,13 +22,6 @@ const char* const kRlimitNames[BCK_RLIM_NLIMITS] = {
 constexpr uint32_t kTaskInterruptible = 0x1, kTaskUninterruptible = 0x2, kTaskStopped = 0x4, kTaskTraced = 0x8;
 constexpr uint32_t kExitZombie = 0x20;
 constexpr int kMaxRtPrio = 100;  // static_prio = MAX_RT_PRIO + 20 + nice
-
-int64_t clock_now_ns(clockid_t clock)
-{
-	timespec ts{};
-	clock_gettime(clock, &ts);
-	return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // Remaining time of an armed hrtimer whose expiry is on `clock`; a timer already due reports 1 ns so that it stays
 // armed (and fires at once) after restore.
@@ -95,9 +90,7 @@ void fill_signals(image::Process& p, const RawTask& t)
 	};
 	p.it_prof = cpu_timer(r.it_prof_expires, r.it_prof_incr);
 	p.it_virt = cpu_timer(r.it_virt_expires, r.it_virt_incr);
-	for (const bck_posix_timer& pt : t.timers)
-		p.posix_timers.push_back({pt.id, pt.clock, pt.sigev_notify, pt.signo, pt.sigval,
-					  pt.armed ? remaining(pt.expires, pt.clock) : 0, pt.interval_ns});
+	p.posix_timers = build_posix_timers(t);
 }
 
 }  // namespace
@@ -125,13 +118,10 @@ Status check_supported(const RawTask& t)
 	if (r.seccomp_mode)
 		return fail(ExitCode::unsupported, "pid {}: seccomp filter (mode {}): not supported", r.tgid,
 			    r.seccomp_mode);
-	if (r.posix_timers_total > r.nr_posix_timers)
-		return fail(ExitCode::unsupported, "pid {}: more than {} POSIX timers: not supported", r.tgid,
-			    BCK_MAX_POSIX_TIMERS);
-	for (const bck_posix_timer& pt : t.timers)
-		if (pt.clock < 0 || pt.clock == CLOCK_REALTIME_ALARM || pt.clock == CLOCK_BOOTTIME_ALARM)
-			return fail(ExitCode::unsupported, "pid {}: POSIX timer {} on clock {}: not supported", r.tgid,
-				    pt.id, pt.clock);
+	BCK_CHECK(check_posix_timers(t));
+	if (r.ngroups > BCK_MAX_GROUPS)
+		return fail(ExitCode::unsupported, "pid {}: {} supplementary groups, more than {}: not supported", r.tgid,
+			    r.ngroups, BCK_MAX_GROUPS);
 	if (r.exit_state)
 		return {};
 	if ((r.flags & BCK_TASK_F_HAS_MM) && (!t.exe_seen || t.exe.empty()))
@@ -173,7 +163,8 @@ Result<image::Process> build_process(const RawTask& leader, const std::vector<co
 	p.umask = r.umask;
 	p.cgroup_id = r.cgroup_id;
 	p.creds = {r.uid, r.euid, r.suid, r.fsuid, r.gid, r.egid, r.sgid, r.fsgid, r.cap_inheritable,
-		   r.cap_permitted, r.cap_effective, r.cap_bset, r.cap_ambient, r.securebits};
+		   r.cap_permitted, r.cap_effective, r.cap_bset, r.cap_ambient, r.securebits,
+		   std::vector<uint32_t>(r.groups, r.groups + std::min<uint32_t>(r.ngroups, BCK_MAX_GROUPS))};
 	for (int i = 0; i < BCK_RLIM_NLIMITS; i++)
 		p.rlimits.push_back({kRlimitNames[i], r.rlim[i].cur, r.rlim[i].max});
 	fill_signals(p, leader);

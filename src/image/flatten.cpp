@@ -84,14 +84,16 @@ Status copy_blob(const std::string& from, const std::string& to)
 	}
 }
 
-// Page blobs still named by something other than a pages_blob (a thread's registers, a pipe, a shared memory
-// object) must be kept; the others are replaced by the flattened blobs.
+// Page blobs still named by something other than a pages_blob (a thread's registers or queued signals, a pipe, a
+// shared memory object) must be kept; the others are replaced by the flattened blobs.
 std::set<std::string> blobs_named_elsewhere(const Image& img)
 {
 	std::set<std::string> names;
-	for (const Process& p : img.processes)
+	for (const Process& p : img.processes) {
+		names.insert(p.shared_siginfo.blob);
 		for (const Thread& t : p.threads)
-			names.insert({t.regs.xstate.blob, t.regs.fpregs.blob});
+			names.insert({t.regs.xstate.blob, t.regs.fpregs.blob, t.siginfo.blob});
+	}
 	for (const Pipe& pipe : img.pipes)
 		names.insert(pipe.data.blob);
 	for (const Shmem& s : img.shmem)

@@ -17,21 +17,22 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PageRun, start, npages, blob_offset)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ZeroRun, start, npages)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Regs, gpr, xstate, fpregs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SyscallState, in_syscall, nr, ret)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Thread, tid, comm, state, regs, syscall, sigmask, pending, sas_ss_sp, sas_ss_size,
-				   sas_ss_flags, rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, cpus, policy,
-				   nice, rt_priority)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Thread, tid, comm, state, regs, syscall, sigmask, pending, siginfo, sas_ss_sp,
+				   sas_ss_size, sas_ss_flags, rseq, rseq_len, rseq_sig, clear_child_tid, robust_list, cpus,
+				   policy, nice, rt_priority)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Creds, uid, euid, suid, fsuid, gid, egid, sgid, fsgid, cap_inheritable,
-				   cap_permitted, cap_effective, cap_bset, cap_ambient, securebits)
+				   cap_permitted, cap_effective, cap_bset, cap_ambient, securebits, groups)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Rlimit, name, cur, max)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Sigaction, signo, handler, flags, restorer, mask)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Itimer, value_ns, interval_ns)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PosixTimer, id, clock, notify, signo, sigval, value_ns, interval_ns)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PosixTimer, id, clock, notify, signo, tid, sigval, value_ns, interval_ns)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Mm, start_code, end_code, start_data, end_data, start_brk, brk, start_stack,
 				   arg_start, arg_end, env_start, env_end, auxv)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Fd, fd, cloexec, file)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Process, pid, ppid, pgid, sid, comm, state, exit_code, exe, cwd, root,
 				   personality, umask, cgroup_id, start_time, mm_key, cgroup, creds, rlimits, sigactions,
-				   shared_pending, it_real, it_prof, it_virt, posix_timers, mm, threads, vmas, fds, pages_blob)
+				   shared_pending, shared_siginfo, it_real, it_prof, it_virt, posix_timers, mm, threads, vmas,
+				   fds, pages_blob)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Pipe, ino, capacity, data)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Shmem, id, kind, path, dev, ino, size, pages, blob)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Blob, name, size, xxh3)

@@ -10,7 +10,7 @@
 
 namespace bpfckpt::image {
 
-inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersion = 2;
 inline constexpr uint64_t kPageSize = 4096;
 
 // A byte range inside one of the image's blobs.
@@ -77,6 +77,7 @@ struct Thread {
 	SyscallState syscall;
 	uint64_t sigmask = 0;
 	uint64_t pending = 0;
+	BlobRef siginfo;           // its queued signals: siginfo_t (128 bytes each), oldest first
 	uint64_t sas_ss_sp = 0, sas_ss_size = 0;
 	uint32_t sas_ss_flags = 0;
 	uint64_t rseq = 0;
@@ -94,6 +95,7 @@ struct Creds {
 	uint32_t gid = 0, egid = 0, sgid = 0, fsgid = 0;
 	uint64_t cap_inheritable = 0, cap_permitted = 0, cap_effective = 0, cap_bset = 0, cap_ambient = 0;
 	uint32_t securebits = 0;
+	std::vector<uint32_t> groups;  // supplementary groups, as getgroups() lists them
 };
 
 struct Rlimit {
@@ -111,11 +113,14 @@ struct Itimer {
 	uint64_t interval_ns = 0;
 };
 
+// A timer_create() timer, re-created with its id. value_ns is what timer_gettime() said at the dump: the time
+// left until the next expiry (0: disarmed), measured on `clock` (process CPU time for CLOCK_PROCESS_CPUTIME_ID).
 struct PosixTimer {
 	int32_t id = 0;
 	int32_t clock = 0;
-	int32_t notify = 0;
+	int32_t notify = 0;        // SIGEV_SIGNAL, SIGEV_NONE or SIGEV_THREAD_ID
 	int32_t signo = 0;
+	uint32_t tid = 0;          // SIGEV_THREAD_ID: the thread it signals; 0 otherwise
 	uint64_t sigval = 0;
 	uint64_t value_ns = 0;
 	uint64_t interval_ns = 0;
@@ -150,6 +155,7 @@ struct Process {
 	std::vector<Rlimit> rlimits;
 	std::vector<Sigaction> sigactions;  // only those not SIG_DFL with no flags
 	uint64_t shared_pending = 0;
+	BlobRef shared_siginfo;             // the process's queued signals, as Thread::siginfo
 	Itimer it_real, it_prof, it_virt;
 	std::vector<PosixTimer> posix_timers;
 	Mm mm;

@@ -27,6 +27,10 @@ constexpr std::array<std::string_view, 8> kVmaKinds = {"anon", "file",  "shmem",
 						       "stack", "vdso", "vvar", "vvar_vclock"};
 constexpr std::array<std::string_view, 3> kProcessStates = {"alive", "stopped", "zombie"};
 constexpr std::array<std::string_view, 4> kRequiredGprs = {"rip", "rsp", "fs_base", "gs_base"};
+// CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_BOOTTIME, CLOCK_TAI (uapi linux/time.h)
+constexpr std::array<int32_t, 5> kTimerClocks = {0, 1, 2, 7, 11};
+constexpr int32_t kSigevNone = 1, kSigevThreadId = 4;  // SIGEV_SIGNAL is 0 (uapi asm-generic/siginfo.h)
+constexpr std::array<int32_t, 3> kTimerNotify = {0, kSigevNone, kSigevThreadId};
 // 1 MiB: large reads, yet small enough that first-touch faults on a fresh buffer (12-16 us a page on these VMs)
 // do not add tens of milliseconds to every restore.
 constexpr size_t kChecksumChunk = 1u << 20;
@@ -37,10 +41,10 @@ std::unexpected<Error> bad(fmt::format_string<Args...> f, Args&&... args)
 	return fail(ExitCode::bad_image, f, std::forward<Args>(args)...);
 }
 
-template <size_t N>
-bool one_of(const std::array<std::string_view, N>& set, const std::string& s)
+template <typename T, size_t N, typename V>
+bool one_of(const std::array<T, N>& set, const V& v)
 {
-	return std::find(set.begin(), set.end(), s) != set.end();
+	return std::find(set.begin(), set.end(), v) != set.end();
 }
 
 bool page_aligned(uint64_t v) { return v % kPageSize == 0; }
@@ -71,6 +75,8 @@ private:
 	Status check_vmas(const Process& p) const;
 	Status check_incremental(const Vma& v, const std::string& what) const;
 	Status check_fds(const Process& p) const;
+	Status check_timers(const Process& p) const;
+	Status check_siginfo(const BlobRef& ref, const std::string& what) const;
 	Status check_files() const;
 	Status check_pipes() const;
 	Status check_shmem() const;
@@ -376,6 +382,8 @@ Status Validator::check_process(const Process& p, std::set<uint32_t>& tids) cons
 		BCK_CHECK(check_thread(p, t));
 	}
 
+	if (p.creds.groups.size() > kMaxGroups)
+		return bad("pid {}: {} supplementary groups, more than {}", p.pid, p.creds.groups.size(), kMaxGroups);
 	std::set<std::string_view> rlimits;
 	for (const Rlimit& r : p.rlimits)
 		if (!rlimits.insert(r.name).second)
@@ -392,6 +400,32 @@ Status Validator::check_process(const Process& p, std::set<uint32_t>& tids) cons
 		return bad("pid {}: pages blob {:?} is not in blobs", p.pid, p.pages_blob);
 	BCK_CHECK(check_vmas(p));
 	BCK_CHECK(check_fds(p));
+	BCK_CHECK(check_timers(p));
+	BCK_CHECK(check_siginfo(p.shared_siginfo, fmt::format("pid {}: shared_siginfo", p.pid)));
+	return {};
+}
+
+// Restore re-creates each timer with its id, on its clock, signalling the thread it names.
+Status Validator::check_timers(const Process& p) const
+{
+	if (p.posix_timers.size() > kMaxPosixTimers)
+		return bad("pid {}: {} POSIX timers, more than {}", p.pid, p.posix_timers.size(), kMaxPosixTimers);
+	std::set<int32_t> ids;
+	for (const PosixTimer& t : p.posix_timers) {
+		std::string what = fmt::format("pid {}: POSIX timer {}", p.pid, t.id);
+		if (t.id < 0 || !ids.insert(t.id).second)
+			return bad("{}: negative or listed twice", what);
+		if (!one_of(kTimerClocks, t.clock))
+			return bad("{}: clock {} is not one restore can re-create", what, t.clock);
+		if (!one_of(kTimerNotify, t.notify))
+			return bad("{}: sigev_notify {} unknown", what, t.notify);
+		if (t.signo < 0 || t.signo > 64 || (t.notify != kSigevNone && t.signo == 0))
+			return bad("{}: signal {} out of range", what, t.signo);
+		bool thread_id = t.notify == kSigevThreadId;
+		auto names = [&](const Thread& th) { return th.tid == t.tid; };
+		if (thread_id != (t.tid != 0) || (thread_id && std::none_of(p.threads.begin(), p.threads.end(), names)))
+			return bad("{}: target thread {} is not one of the process's", what, t.tid);
+	}
 	return {};
 }
 
@@ -414,7 +448,17 @@ Status Validator::check_thread(const Process& p, const Thread& t) const
 		return bad("{}: fpregs of {} bytes, more than {}", what, t.regs.fpregs.size, kMaxRegsetBytes);
 	BCK_CHECK(check_ref(t.regs.xstate, what + ": xstate"));
 	BCK_CHECK(check_ref(t.regs.fpregs, what + ": fpregs"));
+	BCK_CHECK(check_siginfo(t.siginfo, what + ": siginfo"));
 	return {};
+}
+
+// Whole siginfo_t records, no more than a dump takes. Their content (the signal numbers) is checked where restore
+// reads them.
+Status Validator::check_siginfo(const BlobRef& ref, const std::string& what) const
+{
+	if (ref.size % kSiginfoBytes || ref.size / kSiginfoBytes > kMaxQueuedSignals)
+		return bad("{}: {} bytes, not up to {} records of {}", what, ref.size, kMaxQueuedSignals, kSiginfoBytes);
+	return check_ref(ref, what);
 }
 
 Status Validator::check_vmas(const Process& p) const

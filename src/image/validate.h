@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "bpfckpt/records.h"
 #include "common/result.h"
 #include "image/model.h"
 
@@ -28,6 +29,10 @@ inline constexpr uint64_t kUserAddressEnd = 0x800000000000;  // x86_64, 4-level 
 inline constexpr uint64_t kMaxPipeCapacity = 1ull << 30;
 inline constexpr uint64_t kMaxRegsetBytes = 1ull << 16;  // xstate, fpregs
 inline constexpr size_t kMaxParentPath = 4096;
+inline constexpr size_t kMaxPosixTimers = BCK_MAX_POSIX_TIMERS;  // what a dump reports at most
+inline constexpr size_t kMaxGroups = BCK_MAX_GROUPS;  // supplementary groups: what a dump saves at most
+inline constexpr size_t kMaxQueuedSignals = 1024;  // per queue: the restore shim carries them in its plan
+inline constexpr uint64_t kSiginfoBytes = 128;     // sizeof(siginfo_t)
 
 // Reads DIR/index.json (refusing one over kMaxIndexBytes), parses it, validates it against the blobs in DIR and
 // verifies every blob's checksum.

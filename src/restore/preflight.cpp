@@ -1,6 +1,7 @@
 #include "restore/preflight.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "bpfckpt/compat.h"
 #include "common/cgroup.h"
 #include "common/fs.h"
 #include "restore/shim_loader.h"
@@ -43,6 +45,27 @@ bool pid_taken(uint32_t pid)
 		usleep(40000);
 	}
 	return true;
+}
+
+// Whether timer_create() can be told the id to use. The GET query changes nothing.
+bool timer_ids_settable()
+{
+	return prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) >= 0;
+}
+
+// Our capability bounding set, and the capabilities this kernel knows (PR_CAPBSET_READ fails past the last one).
+std::pair<uint64_t, uint64_t> own_bounding_set()
+{
+	uint64_t bset = 0, known = 0;
+	for (int cap = 0; cap < 64; cap++) {
+		int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+		if (r < 0)
+			break;
+		known |= 1ull << cap;
+		if (r)
+			bset |= 1ull << cap;
+	}
+	return {bset, known};
 }
 
 // XSAVE features this CPU and kernel enable (XCR0): registers saved with a feature missing here cannot come back.
@@ -114,11 +137,20 @@ void check_cpu(const image::Image& img, std::vector<Finding>& out)
 void check_processes(const image::Image& img, const PreflightOptions& opt, std::vector<Finding>& out)
 {
 	std::set<std::string> vdso_seen;
+	auto [own_bset, known_caps] = own_bounding_set();
 	for (const auto& p : img.processes) {
 		std::string pid = fmt::format("pid {}", p.pid);
-		if (!p.posix_timers.empty())
-			out.push_back(refuse(ExitCode::unsupported, "timers", pid, "holds POSIX timers",
-					     "restoring POSIX timers is not supported yet"));
+		if (uint64_t missing = p.creds.cap_bset & known_caps & ~own_bset; missing && p.state != "zombie")
+			out.push_back(refuse(ExitCode::permission, "caps", pid,
+					     fmt::format("its capability bounding set holds {:#x}, which restore's lacks",
+							 missing),
+					     "a bounding set only ever shrinks: restore from a process whose bounding set "
+					     "holds them"));
+		if (!p.posix_timers.empty() && !timer_ids_settable())
+			out.push_back(refuse(ExitCode::kernel, "timers", pid,
+					     fmt::format("holds {} POSIX timers; this kernel lacks "
+							 "PR_TIMER_CREATE_RESTORE_IDS (Linux 6.15)", p.posix_timers.size()),
+					     "their ids cannot be given back: restore on a newer kernel"));
 		if (opt.pidns && p.pid == 1)
 			out.push_back(refuse(ExitCode::unsupported, "pid", pid, "is PID 1 in the image",
 					     "under --pidns PID 1 is bpfckpt's init"));

@@ -31,6 +31,7 @@
 #include "restore/preflight.h"
 #include "restore/shim/plan.h"
 #include "restore/shim_loader.h"
+#include "restore/signals.h"
 
 namespace bpfckpt::restore {
 
@@ -368,7 +369,7 @@ private:
 	Status wait_parked();
 	Status check_shim_error(pid_t pid);
 	void kill_all();
-	void requeue_pending();
+	Status requeue_pending();
 
 	const image::Chain& chain_;
 	const image::Image& img_;
@@ -446,8 +447,8 @@ Status Master::check_shim_error(pid_t pid)
 	if (process_vm_readv(outer_.at(pid), &local, 1, &remote, 1, 0) != ssize_t(sizeof(plan)))
 		return fail_sys(errno, "pid {}: read the shim's report", pid);
 	if (plan.error)
-		return fail_errno(ExitCode::failure, int(-plan.error), "pid {}: restore shim step {} failed at {:#x}", pid,
-				  plan.error_step, plan.error_arg);
+		return fail_errno(ExitCode::failure, int(-plan.error), "pid {}: restore shim: {} step failed at {:#x}", pid,
+				  shim_step_name(plan.error_step), plan.error_arg);
 	return {};
 }
 
@@ -497,23 +498,30 @@ Status Master::wait_parked()
 	return {};
 }
 
-// A stopped process stops again; signals pending at the dump are sent again while the threads are still stopped, so they are delivered (or stay
-// pending, if blocked) once the threads run. Their siginfo is not saved: they arrive as from kill().
-void Master::requeue_pending()
+// A stopped process stops again. The shim queued the pending signals that had a siginfo again; the others (a
+// standard signal whose siginfo the kernel could not allocate) are sent again as from kill(), while the threads are
+// still stopped, so they are delivered (or stay pending, if blocked) once the threads run.
+Status Master::requeue_pending()
 {
 	for (const auto& p : img_.processes) {
 		if (p.state == "zombie")
 			continue;
+		std::vector<QueuedSignal> queued = BCK_TRY(read_queued_signals(dir_, p));
+		pid_t pid = outer_.at(pid_t(p.pid));
 		if (p.state == "stopped")  // it was in a group stop: it stops again as soon as it runs
-			kill(outer_.at(pid_t(p.pid)), SIGSTOP);
+			kill(pid, SIGSTOP);
+		uint64_t shared = p.shared_pending & ~signals_with_siginfo(queued, 0);
 		for (int sig = 1; sig <= 64; sig++)
-			if (p.shared_pending & (1ull << (sig - 1)))
-				kill(outer_.at(pid_t(p.pid)), sig);
-		for (const auto& t : p.threads)
+			if (shared & (1ull << (sig - 1)))
+				kill(pid, sig);
+		for (const auto& t : p.threads) {
+			uint64_t own = t.pending & ~signals_with_siginfo(queued, t.tid);
 			for (int sig = 1; sig <= 64; sig++)
-				if (t.pending & (1ull << (sig - 1)))
-					syscall(SYS_tgkill, outer_.at(pid_t(p.pid)), outer_.at(pid_t(t.tid)), sig);
+				if (own & (1ull << (sig - 1)))
+					syscall(SYS_tgkill, pid, outer_.at(pid_t(t.tid)), sig);
+		}
 	}
+	return {};
 }
 
 void Master::kill_all()
@@ -522,9 +530,16 @@ void Master::kill_all()
 		return;
 	for (auto& [pid, fd] : pidfds_)
 		syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
-	for (pid_t r : roots_) {
+	for (pid_t r : roots_)
 		kill(r, SIGKILL);  // our own child: its pid cannot have been reused before we reap it
-		waitpid(r, nullptr, __WALL);
+	// A thread we trace that dies stays a zombie until we, its tracer, reap it, and its process's leader cannot be
+	// reaped before it: waiting for the roots alone would hang once the shim has created threads.
+	std::set<pid_t> left(roots_.begin(), roots_.end());
+	while (!left.empty()) {
+		pid_t w = waitpid(-1, nullptr, __WALL);
+		if (w < 0 && errno != EINTR)
+			break;
+		left.erase(w);
 	}
 }
 
@@ -576,7 +591,7 @@ Status Master::run(const RestoreOptions& opt, const CgroupPlacement& cg, const F
 		image::PageCounts pages = BCK_TRY(chain_.count_pages(p.pid));
 		st.pages_restored += pages.own + pages.inherited;
 	}
-	requeue_pending();
+	BCK_CHECK(requeue_pending());
 	for (pid_t tid : parked_)
 		ptrace(PTRACE_DETACH, outer_.at(tid), nullptr, nullptr);
 	done_ = true;

@@ -162,6 +162,7 @@ size_t shim_plan_bytes(const image::Process& p, const ShimInputs& in)
 {
 	return sizeof(shim_plan) + 512 * sizeof(shim_range) + 8 * sizeof(shim_move) + p.vmas.size() * sizeof(shim_vma) +
 	       in.nr_runs() * sizeof(shim_run) + p.threads.size() * sizeof(shim_thread) + 64 * sizeof(shim_sigaction) +
+	       p.posix_timers.size() * sizeof(shim_posix_timer) + in.queued.size() * sizeof(shim_siginfo) +
 	       in.page_fds.size() * sizeof(int32_t);
 }
 
@@ -222,6 +223,7 @@ Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Proc
 {
 	ShimInputs in;
 	BCK_CHECK(open_page_sources(chain, p, fd_base, in));
+	in.queued = BCK_TRY(read_queued_signals(chain.newest_dir(), p));
 	Located exe = BCK_TRY(context(look.open(exe_identity(p), O_RDONLY), "pid {}", p.pid));
 	in.exe_fd = BCK_TRY(move_high(exe.fd.release(), fd_base));
 	for (const auto& v : p.vmas) {
@@ -241,6 +243,15 @@ Result<ShimInputs> open_shim_inputs(const image::Chain& chain, const image::Proc
 }
 
 uint64_t shim_plan_offset() { return page_up(shim_code_bytes()); }
+
+std::string shim_step_name(uint64_t step)
+{
+	static const char* const kNames[] = {"start", "unmap", "move vdso", "map", "fill", "protect", "mm", "sigaction",
+					     "thread", "rseq", "itimer", "creds", "POSIX timer", "signal queue",
+					     "groups", "bounding set", "ambient set"};
+	static_assert(std::size(kNames) == SHIM_STEP_AMBIENT + 1, "a name for every shim_step");
+	return step < std::size(kNames) ? kNames[step] : fmt::format("{}", step);
+}
 
 Status check_special_mappings(const image::Process& p)
 {
@@ -317,7 +328,21 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 		if (a.signo != SIGKILL && a.signo != SIGSTOP)
 			acts[plan->nr_sigactions++] = {uint64_t(a.signo), a.handler, a.flags, a.restorer, a.mask};
 
-	auto* page_fds = reinterpret_cast<int32_t*>(acts + 64);
+	auto* timers = reinterpret_cast<shim_posix_timer*>(acts + 64);
+	plan->timers_off = uint64_t(reinterpret_cast<char*>(timers) - reinterpret_cast<char*>(plan));
+	for (const image::PosixTimer& t : p.posix_timers)
+		timers[plan->nr_timers++] = {t.id, t.clock, t.notify, t.signo, t.tid, 0, t.sigval, t.value_ns,
+					     t.interval_ns};
+
+	auto* siginfos = reinterpret_cast<shim_siginfo*>(timers + p.posix_timers.size());
+	plan->siginfos_off = uint64_t(reinterpret_cast<char*>(siginfos) - reinterpret_cast<char*>(plan));
+	for (const QueuedSignal& q : in.queued) {
+		shim_siginfo& s = siginfos[plan->nr_siginfos++];
+		s.tid = q.tid;
+		std::memcpy(s.info, q.info.data(), sizeof(s.info));
+	}
+
+	auto* page_fds = reinterpret_cast<int32_t*>(siginfos + in.queued.size());
 	plan->page_fds_off = uint64_t(reinterpret_cast<char*>(page_fds) - reinterpret_cast<char*>(plan));
 	for (int fd : in.page_fds)
 		if (fd >= 0)
@@ -333,8 +358,11 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	plan->itimers[ITIMER_VIRTUAL] = {p.it_virt.interval_ns, p.it_virt.value_ns};
 	plan->itimers[ITIMER_PROF] = {p.it_prof.interval_ns, p.it_prof.value_ns};
 	const image::Creds& c = p.creds;
-	plan->creds = {1, c.uid, c.euid, c.suid, c.gid, c.egid, c.sgid, 0, c.cap_effective, c.cap_permitted,
-		       c.cap_inheritable};
+	if (c.groups.size() > std::size(plan->creds.groups))
+		return fail(ExitCode::bad_image, "pid {}: {} supplementary groups", p.pid, c.groups.size());
+	plan->creds = {1, c.uid, c.euid, c.suid, c.gid, c.egid, c.sgid, uint32_t(c.groups.size()), c.cap_effective,
+		       c.cap_permitted, c.cap_inheritable, c.cap_bset, c.cap_ambient, {}};
+	std::copy(c.groups.begin(), c.groups.end(), plan->creds.groups);
 	std::copy(mm.auxv.begin(), mm.auxv.end(), plan->mm.auxv);
 	std::vector<int> close = extra_close;
 	for (int fd : in.vma_fds)

@@ -9,6 +9,7 @@
 #include "image/chain.h"
 #include "image/model.h"
 #include "restore/locate.h"
+#include "restore/signals.h"
 
 namespace bpfckpt::restore {
 
@@ -29,6 +30,7 @@ struct ShimInputs {
 	std::vector<int> vma_fds;  // per vma, -1 for anonymous (shared memory: the master's fd of the object)
 	std::vector<std::vector<image::ResolvedRun>> vma_runs;  // per vma, the pages to copy in
 	std::vector<int> page_fds;  // by chain level: the process's page blob there, -1 when no run reads it
+	std::vector<QueuedSignal> queued;  // signals the shim queues again
 	size_t nr_runs() const;
 	std::vector<int> all() const;
 };
@@ -43,6 +45,9 @@ Status check_special_mappings(const image::Process& p);
 // the shim closes once memory is in place (the restorer's own control pipes).
 Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlacement& where,
 		  const std::vector<int>& extra_close);
+
+// What a SHIM_STEP_* number stands for, in the shim's error report ("timers", "creds", ...).
+std::string shim_step_name(uint64_t step);
 
 // Where the plan sits in the shim's mapping: the restorer reads the shim's error report from there.
 uint64_t shim_plan_offset();

@@ -121,6 +121,15 @@ inline std::vector<std::string> dump_args(pid_t pid, const fs::path& dir, bool l
 	return a;
 }
 
+// A dump that must succeed.
+inline testing::AssertionResult dump_ok(pid_t pid, const fs::path& img, bool leave_running = false)
+{
+	RunResult r = run_bpfckpt(dump_args(pid, img, leave_running));
+	if (r.exit_code != kExitOk)
+		return testing::AssertionFailure() << "dump of " << pid << ": " << r.describe();
+	return testing::AssertionSuccess();
+}
+
 // Reads lines from a pipe with a deadline.
 class LineReader {
 public:

@@ -197,15 +197,6 @@ void expect_same_proc(pid_t pid, const ProcSnapshot& before, const fs::path& scr
 	expect_same_proc(pid, before, scratch, pipes, external_pipes(index));
 }
 
-// A dump that must succeed.
-testing::AssertionResult dump_ok(pid_t pid, const fs::path& img, bool leave_running = false)
-{
-	RunResult r = run_bpfckpt(dump_args(pid, img, leave_running));
-	if (r.exit_code != kExitOk)
-		return testing::AssertionFailure() << "dump of " << pid << ": " << r.describe();
-	return testing::AssertionSuccess();
-}
-
 // --- 1. memory and a counter that continues --------------------------------------------------------------------------
 
 TEST(Restore, CounterAndMemory)

@@ -64,14 +64,14 @@ Process make_process(uint32_t pid, uint32_t ppid, const std::string& pages_blob)
 	p.cgroup_id = 4242;
 	p.start_time = 123456789012345;
 	p.mm_key = 0xffff888012345678;
-	p.creds = {1000, 1000, 1000, 1000, 100, 100, 100, 100, 0, 0x1ff, 0x1ff, ~0ull >> 23, 0, 0};
+	p.creds = {1000, 1000, 1000, 1000, 100, 100, 100, 100, 0, 0x1ff, 0x1ff, ~0ull >> 23, 0, 0, {27, 100, 1001}};
 	p.rlimits = {{"nofile", 1024, 4096}, {"stack", 8 << 20, ~0ull}};
 	p.sigactions = {{10, 0x401200, 0x04000000, 0x401300, 1ull << 11}};
 	p.shared_pending = 1ull << 16;
 	p.it_real = {1'000'000, 500'000};
 	p.it_prof = {};
 	p.it_virt = {7, 0};
-	p.posix_timers = {{0, 1, 0, 14, 0xdead, 2'000'000, 1'000'000}};
+	p.posix_timers = {{0, 1, 0, 14, 0, 0xdead, 2'000'000, 1'000'000}};
 	p.mm = {0x400000, 0x401000, 0x600000, 0x601000, 0x602000, 0x623000, 0x7ffd00010000,
 		0x7ffd00010100, 0x7ffd00010200, 0x7ffd00010200, 0x7ffd00010300, {6, 4096, 0, 0}};
 	p.threads = {make_thread(pid, pages_blob, 0), make_thread(pid + 1, pages_blob, 8192)};
@@ -248,6 +248,7 @@ TEST(ImageJson, RoundTripKeepsEveryField)
 	EXPECT_EQ(p.pid, 200u);
 	EXPECT_EQ(p.ppid, 100u);
 	EXPECT_EQ(p.creds.cap_bset, ~0ull >> 23);
+	EXPECT_EQ(p.creds.groups, (std::vector<uint32_t>{27, 100, 1001}));
 	EXPECT_EQ(p.start_time, 123456789012345u);
 	EXPECT_EQ(p.mm_key, 0xffff888012345678u);  // all 64 bits
 	EXPECT_EQ(p.rlimits[1].max, ~0ull);  // RLIM_INFINITY needs all 64 bits
@@ -386,7 +387,7 @@ TEST(ImageJson, SchemaRejectsMutations)
 		{"upper-case checksum", [](json& j) { j["blobs"][1]["xxh3"] = "FEDCBA9876543210"; }},
 		{"short checksum", [](json& j) { j["blobs"][1]["xxh3"] = "fedcba"; }},
 		{"unaligned page run", [](json& j) { j["processes"][0]["vmas"][1]["pages"][0]["blob_offset"] = 100; }},
-		{"wrong format_version", [](json& j) { j["format_version"] = 2; }},
+		{"wrong format_version", [](json& j) { j["format_version"] = kFormatVersion - 1; }},
 		{"null parent", [](json& j) { j["parent"] = nullptr; }},
 		{"upper-case id", [](json& j) { j["id"] = "00112233445566778899AABBCCDDEEFF"; }},
 		{"missing id", [](json& j) { j.erase("id"); }},

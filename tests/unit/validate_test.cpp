@@ -529,6 +529,35 @@ TEST_F(ValidateTest, DuplicateSigactionAndRlimit)
 	EXPECT_MENTIONS(refused(img_), "pid 100: rlimit \"nofile\" listed twice");
 }
 
+TEST_F(ValidateTest, TimersGroupsAndQueuedSignals)
+{
+	Process& p = img_.processes[0];
+	p.posix_timers = {{3, 1, 4 /* SIGEV_THREAD_ID */, 35, 101, 0x1111, 1000, 1000}, {5, 2, 1, 0, 0, 0, 0, 0}};
+	write_index(img_);
+	auto ok = load_image(dir_);
+	ASSERT_TRUE(ok) << ok.error().describe();
+
+	p.posix_timers[1].id = 3;
+	EXPECT_MENTIONS(refused(img_), "pid 100: POSIX timer 3: negative or listed twice");
+	p.posix_timers[1] = {5, 3 /* CLOCK_THREAD_CPUTIME_ID */, 1, 0, 0, 0, 0, 0};
+	EXPECT_MENTIONS(refused(img_), "pid 100: POSIX timer 5: clock 3 is not one restore can re-create");
+	p.posix_timers[1] = {5, 1, 0, 0, 0, 0, 0, 0};
+	EXPECT_MENTIONS(refused(img_), "pid 100: POSIX timer 5: signal 0 out of range");
+	p.posix_timers[1] = {5, 1, 4, 34, 999, 0, 0, 0};
+	EXPECT_MENTIONS(refused(img_), "pid 100: POSIX timer 5: target thread 999 is not one of the process's");
+	p.posix_timers.pop_back();
+
+	p.threads[0].siginfo = {"threads-100.bin", 0, 100};
+	EXPECT_MENTIONS(refused(img_), "pid 100 tid 100: siginfo: 100 bytes, not up to 1024 records of 128");
+	p.threads[0].siginfo = {};
+	p.shared_siginfo = {"threads-100.bin", 1 << 20, 128};
+	EXPECT_MENTIONS(refused(img_), "pid 100: shared_siginfo: bytes 1048576..1048704 past the end of blob");
+	p.shared_siginfo = {};
+
+	p.creds.groups.assign(65, 100);
+	EXPECT_MENTIONS(refused(img_), "pid 100: 65 supplementary groups, more than 64");
+}
+
 // The fuzz target's oracle must itself catch what it is there to catch.
 TEST_F(ValidateTest, InvariantsOracle)
 {

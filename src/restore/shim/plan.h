@@ -87,13 +87,37 @@ struct shim_itimer {
 	__u64 value_ns;  /* 0: disarmed */
 };
 
+/* A POSIX timer, created with its saved id once every thread exists, armed after the itimers */
+struct shim_posix_timer {
+	__s32 id;
+	__s32 clock;
+	__s32 notify;     /* SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID */
+	__s32 signo;
+	__u32 tid;        /* SIGEV_THREAD_ID's thread */
+	__u32 pad;
+	__u64 sigval;
+	__u64 value_ns;   /* 0: created disarmed */
+	__u64 interval_ns;
+};
+
+/* A signal to queue again with its saved siginfo, from inside the process: rt_sigqueueinfo for the process's
+ * queue, rt_tgsigqueueinfo for a thread's */
+struct shim_siginfo {
+	__u32 tid;        /* 0: the process's queue */
+	__u32 pad;
+	__u8 info[128];   /* siginfo_t, si_signo first */
+};
+
 /* Credentials, applied by every thread for itself (they are per-thread in the kernel), last. */
 struct shim_creds {
 	__u32 apply;
 	__u32 uid, euid, suid;
 	__u32 gid, egid, sgid;
-	__u32 pad;
+	__u32 ngroups;
 	__u64 cap_effective, cap_permitted, cap_inheritable;
+	__u64 cap_bset;     /* every capability outside it is dropped from the bounding set */
+	__u64 cap_ambient;  /* raised once the other sets are in place */
+	__u32 groups[64];   /* supplementary groups (BCK_MAX_GROUPS) */
 };
 
 struct shim_plan {
@@ -110,6 +134,8 @@ struct shim_plan {
 	__u64 nr_runs, runs_off;        /* struct shim_run[] */
 	__u64 nr_threads, threads_off;  /* struct shim_thread[], the main thread first */
 	__u64 nr_sigactions, sigactions_off;
+	__u64 nr_timers, timers_off;    /* struct shim_posix_timer[] */
+	__u64 nr_siginfos, siginfos_off; /* struct shim_siginfo[], each queue oldest first */
 	struct shim_mm mm;
 	struct shim_itimer itimers[3];  /* ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF: armed last */
 	struct shim_creds creds;
@@ -131,6 +157,11 @@ enum shim_step {
 	SHIM_STEP_RSEQ = 9,
 	SHIM_STEP_ITIMER = 10,
 	SHIM_STEP_CREDS = 11,
+	SHIM_STEP_TIMER = 12,
+	SHIM_STEP_SIGQUEUE = 13,
+	SHIM_STEP_GROUPS = 14,
+	SHIM_STEP_CAPBSET = 15,
+	SHIM_STEP_AMBIENT = 16,
 };
 
 /* The shim's entry point is at offset 0 of its image: void shim_main(struct shim_plan *plan), called on a stack

@@ -3,6 +3,7 @@
  * address space. It replaces the restorer's memory with the saved one, recreates the threads, and stops every
  * thread on an int3 where the restorer (their ptracer) sets the saved registers and removes this mapping.
  */
+#include "bpfckpt/compat.h"
 #include "plan.h"
 
 #define NR_read 0
@@ -15,13 +16,19 @@
 #define NR_mremap 25
 #define NR_madvise 28
 #define NR_setitimer 38
+#define NR_setgroups 116
 #define NR_setresuid 117
 #define NR_setresgid 119
 #define NR_capset 126
+#define NR_getpid 39
+#define NR_rt_sigqueueinfo 129
 #define NR_sigaltstack 131
 #define NR_prctl 157
 #define NR_set_tid_address 218
+#define NR_timer_create 222
+#define NR_timer_settime 223
 #define NR_set_robust_list 273
+#define NR_rt_tgsigqueueinfo 297
 #define NR_rseq 334
 #define NR_clone3 435
 
@@ -37,6 +44,7 @@
 #define PR_SET_MM 35
 #define PR_SET_MM_MAP 14
 #define EINTR 4
+#define EEXIST 17
 
 #define CLONE_VM 0x100
 #define CLONE_FS 0x200
@@ -76,6 +84,12 @@ static void __attribute__((noreturn)) stop(struct shim_plan *p, long err, u64 st
 	p->error_arg = arg;
 	for (;;)
 		__asm__ volatile("int3");
+}
+
+static void check(struct shim_plan *p, long err, u64 step, u64 arg)
+{
+	if (err < 0)
+		stop(p, err, step, arg);
 }
 
 static void unmap_restorer(struct shim_plan *p)
@@ -223,8 +237,41 @@ static void set_sigactions(struct shim_plan *p)
 	}
 }
 
-/* Group ids first, then user ids (with PR_SET_KEEPCAPS, so that a non-root owner's capabilities survive the
- * switch), then the capability sets themselves. */
+/* Each capability the saved bounding set lacks; the kernel's last one is the first that gives EINVAL. */
+static long drop_bounding(struct shim_creds *c)
+{
+	for (long cap = 0; cap < 64; cap++) {
+		long e;
+
+		if (c->cap_bset & (1ull << cap))
+			continue;
+		e = sys(NR_prctl, 24 /* PR_CAPBSET_DROP */, cap, 0);
+		if (e == -22 /* EINVAL */)
+			return 0;
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+static long raise_ambient(struct shim_creds *c)
+{
+	for (long cap = 0; cap < 64; cap++) {
+		long e;
+
+		if (!(c->cap_ambient & (1ull << cap)))
+			continue;
+		e = sys(NR_prctl, 47 /* PR_CAP_AMBIENT */, 2 /* PR_CAP_AMBIENT_RAISE */, cap);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+/* Supplementary groups and group ids first; the bounding set while still root (PR_CAPBSET_DROP needs CAP_SETPCAP);
+ * then user ids (with PR_SET_KEEPCAPS, so that a non-root owner's capabilities survive the switch); then the
+ * capability sets; the ambient set last: a capability is raised only when permitted and inheritable, and a switch
+ * away from root clears the set. */
 static void set_creds(struct shim_plan *p)
 {
 	struct shim_creds *c = &p->creds;
@@ -236,19 +283,17 @@ static void set_creds(struct shim_plan *p)
 	unsigned data[6] = {(unsigned)c->cap_effective, (unsigned)c->cap_permitted, (unsigned)c->cap_inheritable,
 			    (unsigned)(c->cap_effective >> 32), (unsigned)(c->cap_permitted >> 32),
 			    (unsigned)(c->cap_inheritable >> 32)};
-	long e;
 
 	if (!c->apply)
 		return;
 	sys6(NR_prctl, 8 /* PR_SET_KEEPCAPS */, 1, 0, 0, 0, 0);
-	e = sys(NR_setresgid, c->gid, c->egid, c->sgid);
-	if (e >= 0)
-		e = sys(NR_setresuid, c->uid, c->euid, c->suid);
-	if (e >= 0)
-		e = sys(NR_capset, &hdr, data, 0);
+	check(p, sys(NR_setgroups, c->ngroups, c->groups, 0), SHIM_STEP_GROUPS, c->ngroups);
+	check(p, sys(NR_setresgid, c->gid, c->egid, c->sgid), SHIM_STEP_CREDS, c->gid);
+	check(p, drop_bounding(c), SHIM_STEP_CAPBSET, c->cap_bset);
+	check(p, sys(NR_setresuid, c->uid, c->euid, c->suid), SHIM_STEP_CREDS, c->uid);
+	check(p, sys(NR_capset, &hdr, data, 0), SHIM_STEP_CREDS, c->cap_permitted);
+	check(p, raise_ambient(c), SHIM_STEP_AMBIENT, c->cap_ambient);
 	sys6(NR_prctl, 8 /* PR_SET_KEEPCAPS */, 0, 0, 0, 0, 0);
-	if (e < 0)
-		stop(p, e, SHIM_STEP_CREDS, c->uid);
 }
 
 static void arm_itimers(struct shim_plan *p)
@@ -266,6 +311,81 @@ static void arm_itimers(struct shim_plan *p)
 		e = sys(NR_setitimer, which, v, 0);
 		if (e < 0)
 			stop(p, e, SHIM_STEP_ITIMER, (u64)which);
+	}
+}
+
+/* struct sigevent as timer_create reads it: 64 bytes, sigev_notify_thread_id first in the union */
+struct kernel_sigevent {
+	u64 value;
+	int signo;
+	int notify;
+	int tid;
+	int pad[11];
+};
+
+/* Each timer with its saved id (PR_TIMER_CREATE_RESTORE_IDS, turned off again at once so that later timer_create
+ * calls of the process pick ids as usual), disarmed; after the threads, since SIGEV_THREAD_ID names one. */
+static void create_posix_timers(struct shim_plan *p)
+{
+	struct shim_posix_timer *t = at(p, p->timers_off);
+	long e;
+
+	if (!p->nr_timers)
+		return;
+	e = sys(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0);
+	if (e < 0)
+		stop(p, e, SHIM_STEP_TIMER, 0);
+	for (u64 i = 0; i < p->nr_timers; i++) {
+		struct kernel_sigevent ev = {0};
+		int id = t[i].id;
+
+		ev.value = t[i].sigval;
+		ev.signo = t[i].signo;
+		ev.notify = t[i].notify;
+		ev.tid = (int)t[i].tid;
+		e = sys(NR_timer_create, t[i].clock, &ev, &id);
+		if (e >= 0 && id != t[i].id)
+			e = -EEXIST;
+		if (e < 0)
+			stop(p, e, SHIM_STEP_TIMER, (u64)t[i].id);
+	}
+	sys(NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, 0);
+}
+
+/* Every signal blocked meanwhile, they stay queued in their order until the restorer sets the saved masks. */
+static void queue_signals(struct shim_plan *p)
+{
+	struct shim_siginfo *s = at(p, p->siginfos_off);
+	long pid = sys(NR_getpid, 0, 0, 0);
+
+	for (u64 i = 0; i < p->nr_siginfos; i++) {
+		int signo = *(int *)s[i].info;
+		long e;
+
+		if (s[i].tid)
+			e = sys6(NR_rt_tgsigqueueinfo, pid, s[i].tid, signo, (long)s[i].info, 0, 0);
+		else
+			e = sys(NR_rt_sigqueueinfo, pid, signo, s[i].info);
+		if (e < 0)
+			stop(p, e, SHIM_STEP_SIGQUEUE, (u64)signo);
+	}
+}
+
+/* Relative to now on each timer's clock, like the itimers: the time between dump and restore does not count. */
+static void arm_posix_timers(struct shim_plan *p)
+{
+	struct shim_posix_timer *t = at(p, p->timers_off);
+
+	for (u64 i = 0; i < p->nr_timers; i++) {
+		long v[4] = {(long)(t[i].interval_ns / 1000000000), (long)(t[i].interval_ns % 1000000000),
+			     (long)(t[i].value_ns / 1000000000), (long)(t[i].value_ns % 1000000000)};
+		long e;
+
+		if (!t[i].value_ns)
+			continue;
+		e = sys6(NR_timer_settime, t[i].id, 0, (long)v, 0, 0, 0);
+		if (e < 0)
+			stop(p, e, SHIM_STEP_TIMER, (u64)t[i].id);
 	}
 }
 
@@ -348,6 +468,9 @@ void __attribute__((section(".text.entry"), used, noreturn)) shim_main(struct sh
 		if (e < 0)
 			stop(p, e, SHIM_STEP_THREAD, t[i].tid);
 	}
+	create_posix_timers(p);
+	queue_signals(p);  /* before any timer can fire: the saved signals come first */
 	arm_itimers(p);
+	arm_posix_timers(p);
 	thread_finish(p, &t[0]);
 }
