@@ -454,6 +454,41 @@ Result<std::string> try_clone3_set_tid()
 	return fail(ExitCode::failure, "no free pid in the 200 below pid_max {}", pid_max);
 }
 
+// Restoring POSIX timers needs timer_create() to take the saved id: a child (the switch is per process) asks for
+// an unlikely id and checks that it got it. Only images with timers need this, so the probe is not required.
+Result<std::string> try_posix_timer_ids()
+{
+	constexpr int kWanted = 4242;
+	pid_t child = ::fork();
+	if (child < 0)
+		return fail_sys(errno, "fork");
+	if (child == 0) {
+		if (::prctl(PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0) != 0)
+			::_exit(1);
+		sigevent sev{};
+		sev.sigev_notify = SIGEV_NONE;
+		int id = kWanted;  // read by the kernel while the switch is on
+		if (::syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &id) != 0)
+			::_exit(2);
+		::_exit(id == kWanted ? 0 : 3);
+	}
+	int st = 0;
+	wait_child(child, &st);
+	if (!WIFEXITED(st))
+		return fail(ExitCode::failure, "the probe's child died (status {:#x})", st);
+	switch (WEXITSTATUS(st)) {
+	case 0:
+		return fmt::format("timer_create made timer {} as asked (PR_TIMER_CREATE_RESTORE_IDS)", kWanted);
+	case 1:
+		return fail(ExitCode::kernel, "prctl(PR_TIMER_CREATE_RESTORE_IDS) is not supported (Linux 6.15 added it): "
+			    "images with POSIX timers cannot be restored");
+	case 2:
+		return fail(ExitCode::kernel, "timer_create refused the id asked for");
+	default:
+		return fail(ExitCode::kernel, "timer_create ignored the id asked for");
+	}
+}
+
 // dump freezes a cgroup and snap kills one: create a child cgroup, check both files, freeze it (empty, so at once).
 Result<std::string> try_cgroup_freezer()
 {
@@ -493,12 +528,19 @@ ProbeResult probe_userfaultfd_wp_async() { return finish("userfaultfd_wp_async",
 ProbeResult probe_clone3_set_tid() { return finish("clone3_set_tid", try_clone3_set_tid()); }
 ProbeResult probe_cgroup_freezer() { return finish("cgroup_freezer", try_cgroup_freezer()); }
 
+ProbeResult probe_posix_timer_ids()
+{
+	ProbeResult r = finish("posix_timer_ids", try_posix_timer_ids());
+	r.required = false;
+	return r;
+}
+
 std::vector<ProbeResult> run_all_probes()
 {
 	// A braced list runs its initialisers in order: the output follows this list.
 	return {probe_capabilities(), probe_btf(), probe_bpf_iterators(), probe_ptrace(), probe_pidfd_getfd(),
 		probe_process_vm_readv(), probe_pagemap_scan(), probe_userfaultfd_wp_async(), probe_clone3_set_tid(),
-		probe_cgroup_freezer()};
+		probe_cgroup_freezer(), probe_posix_timer_ids()};
 }
 
 Status verdict(const std::vector<ProbeResult>& results)

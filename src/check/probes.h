@@ -28,6 +28,7 @@ ProbeResult probe_pagemap_scan();
 ProbeResult probe_userfaultfd_wp_async();
 ProbeResult probe_clone3_set_tid();
 ProbeResult probe_cgroup_freezer();
+ProbeResult probe_posix_timer_ids();  // not required: only images with POSIX timers need it
 
 // Every probe, in the order `bpfckpt check` prints them.
 std::vector<ProbeResult> run_all_probes();

@@ -125,7 +125,6 @@ Status LiveCopy::protect_unprotected(int pagemap, const image::Vma& v)
 			    runs.emplace_back(r.start, r.end);
 	    }))
 		return fail_sys(err, "pid {}: PAGEMAP_SCAN {:x}-{:x}", pid_, v.start, v.end);
-
 	for (auto [start, end] : runs)
 		BCK_CHECK(write_protect(fd(), pid_, start, end, true));
 	return {};
@@ -351,7 +350,6 @@ Result<bool> EarlyArming::add(pid_t pid, pid_t tid, uint64_t syscall_addr, uint6
 		return false;
 	BCK_CHECK(copy->register_vmas(vmas));
 	armed_.emplace(pid, Armed{mm_key, std::move(*copy)});
-
 	return true;
 }
 
