@@ -170,29 +170,46 @@ static __always_inline void fill_timer_expiry(struct bck_posix_timer *r, struct 
 		r->status = queued ? BCK_TIMER_ARMED : BCK_TIMER_DISARMED;
 }
 
+struct timer_walk {
+	struct seq_file *seq;
+	struct hlist_node *node;
+	__u32 tgid;
+};
+
+/* One timer per call, through bpf_loop: the verifier then checks this body once, not once for each of the
+ * BCK_MAX_POSIX_TIMERS copies an unrolled loop makes (that cost 8 ms of every dump's load time). */
+static long emit_one_timer(__u64 i, void *ctx)
+{
+	struct timer_walk *w = ctx;
+	struct hlist_node *node = w->node;  /* a plain read: timer_walk is ours, not the kernel's */
+	struct k_itimer *t;
+	struct bck_posix_timer r = {};
+
+	if (!node)
+		return 1;
+	t = (void *)node - bpf_core_field_offset(struct k_itimer, list);
+	r.hdr.kind = BCK_REC_POSIX_TIMER;
+	r.hdr.size = sizeof(r);
+	r.tgid = w->tgid;
+	r.id = BPF_CORE_READ(t, it_id);
+	r.clock = BPF_CORE_READ(t, it_clock);
+	r.sigev_notify = BPF_CORE_READ(t, it_sigev_notify);
+	r.signo = BPF_CORE_READ(t, sigq.info.si_signo);
+	r.sigval = (__u64)BPF_CORE_READ(t, sigq.info._sifields._timer._sigval.sival_ptr);
+	r.target_tid = pid_nr(BPF_CORE_READ(t, it_pid));
+	r.interval_ns = BPF_CORE_READ(t, it_interval);
+	fill_timer_expiry(&r, t);
+	bpf_seq_write(w->seq, &r, sizeof(r));
+	w->node = BPF_CORE_READ(node, next);
+	return 0;
+}
+
 /* signal->posix_timers is an hlist of k_itimer.list; at most BCK_MAX_POSIX_TIMERS are emitted. */
 static __always_inline void emit_posix_timers(struct seq_file *seq, struct task_struct *task)
 {
-	struct hlist_node *node = first_posix_timer(task);
+	struct timer_walk w = {.seq = seq, .node = first_posix_timer(task), .tgid = task->tgid};
 
-	for (int i = 0; i < BCK_MAX_POSIX_TIMERS && node; i++) {
-		struct k_itimer *t = (void *)node - bpf_core_field_offset(struct k_itimer, list);
-		struct bck_posix_timer r = {};
-
-		r.hdr.kind = BCK_REC_POSIX_TIMER;
-		r.hdr.size = sizeof(r);
-		r.tgid = task->tgid;
-		r.id = BPF_CORE_READ(t, it_id);
-		r.clock = BPF_CORE_READ(t, it_clock);
-		r.sigev_notify = BPF_CORE_READ(t, it_sigev_notify);
-		r.signo = BPF_CORE_READ(t, sigq.info.si_signo);
-		r.sigval = (__u64)BPF_CORE_READ(t, sigq.info._sifields._timer._sigval.sival_ptr);
-		r.target_tid = pid_nr(BPF_CORE_READ(t, it_pid));
-		r.interval_ns = BPF_CORE_READ(t, it_interval);
-		fill_timer_expiry(&r, t);
-		bpf_seq_write(seq, &r, sizeof(r));
-		node = BPF_CORE_READ(node, next);
-	}
+	bpf_loop(BCK_MAX_POSIX_TIMERS, emit_one_timer, &w, 0);
 }
 
 static __always_inline __u32 count_posix_timers(struct task_struct *task)
