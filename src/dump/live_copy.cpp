@@ -24,14 +24,17 @@ namespace {
 using image::kPageSize;
 
 // Write-protects (or releases, waking the threads that wait on it) [start, end). False on EAGAIN: the address
-// space is changing under an event (munmap, MADV_DONTNEED, mremap) until that event is read.
+// space is changing under an event (munmap, MADV_DONTNEED, mremap) until that event is read. ENOENT: a mapping in
+// the range is no longer ours (it was unmapped, and maybe mapped again, while the process ran), so there is
+// nothing of ours to protect or release there. Whatever that loses is told by the unmap event (copy lost), or,
+// before the freeze, made up at the freeze (arm_frozen protects what is not protected).
 Result<bool> try_write_protect(int uffd, pid_t pid, uint64_t start, uint64_t end, bool wp)
 {
 	uffdio_writeprotect w{};
 	w.range.start = start;
 	w.range.len = end - start;
 	w.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
-	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0)
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0 || errno == ENOENT)
 		return true;
 	if (errno == EAGAIN)
 		return false;
