@@ -449,9 +449,7 @@ Result<bool> Dumper::stage_pages(image::Process& p, const PageRanges& chosen, st
 	if (!opt_.leave_running || chosen.empty())
 		return false;
 	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, mem_, chosen));
-	uint64_t bytes = 0;
-	for (const PagePiece& piece : pieces)
-		bytes += piece.end - piece.start;
+	uint64_t bytes = total_bytes(pieces);
 	if (staging_.used() + bytes > kStagedMax)
 		return false;
 	BCK_CHECK(staging_.reserve(bytes));
@@ -508,10 +506,7 @@ Status Dumper::arm_early(const std::vector<RawTask>& tasks)
 		auto pieces = plan_private_pages(pid, *vmas, scratch);
 		if (!syscall_addr || !pieces)
 			continue;
-		uint64_t bytes = 0;
-		for (const PagePiece& piece : *pieces)
-			bytes += piece.end - piece.start;
-		if (bytes >= kLiveCopyMin)
+		if (total_bytes(*pieces) >= kLiveCopyMin)
 			BCK_TRY(context(early_.add(pid, pid, syscall_addr, mm_key_of(leader->rec), *vmas), "pid {}", pid));
 	}
 	return early_.protect();
@@ -523,9 +518,7 @@ Result<bool> Dumper::dump_pages_live(image::Process& p, pid_t tid, uint64_t sysc
 				     log::Progress* progress)
 {
 	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, mem_));
-	uint64_t bytes = 0;
-	for (const PagePiece& piece : pieces)
-		bytes += piece.end - piece.start;
+	uint64_t bytes = total_bytes(pieces);
 	if (bytes < kLiveCopyMin) {
 		BCK_CHECK(copy_private_pages(pid_t(p.pid), p.vmas, pieces, blob, bufs_, mem_, progress));
 		return false;

@@ -24,6 +24,7 @@ namespace {
 
 using image::kPageSize;
 
+constexpr size_t kHugePage = 2u << 20;   // what the copy buffers and the staging area are made of
 constexpr size_t kChunk = 8u << 20;      // bytes per process_vm_readv batch; two of these bound our RSS
 constexpr size_t kMaxIov = 1024;         // IOV_MAX
 
@@ -115,8 +116,7 @@ void add_run(image::Vma& vma, uint64_t start, uint64_t len, uint64_t blob_offset
 // pages where THP is off).
 Result<char*> allocate_buffer(size_t bytes)
 {
-	constexpr size_t kHuge = 2u << 20;
-	size_t align = bytes >= kHuge ? kHuge : kPageSize;
+	size_t align = bytes >= kHugePage ? kHugePage : kPageSize;
 	void* m = mmap(nullptr, bytes + align - kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return fail_sys(errno, "allocate a {} byte copy buffer", bytes);
@@ -126,7 +126,7 @@ Result<char*> allocate_buffer(size_t bytes)
 	if (size_t tail = raw + bytes + align - kPageSize - (start + bytes))
 		munmap(reinterpret_cast<void*>(start + bytes), tail);
 	char* b = reinterpret_cast<char*>(start);
-	if (align == kHuge)
+	if (align == kHugePage)
 		madvise(b, bytes, MADV_HUGEPAGE);
 	madvise(b, bytes, MADV_POPULATE_WRITE);  // best effort: without it the pages fault in on first use
 	return b;
@@ -216,8 +216,8 @@ CopyBuffers::~CopyBuffers()
 Status CopyBuffers::reserve(size_t bytes)
 {
 	bytes = std::min(kChunk, (bytes + kPageSize - 1) & ~(kPageSize - 1));
-	if (bytes >= (2u << 20))
-		bytes = (bytes + (2u << 20) - 1) & ~size_t((2u << 20) - 1);
+	if (bytes >= kHugePage)
+		bytes = (bytes + kHugePage - 1) & ~(kHugePage - 1);
 	if (bytes <= size_)
 		return {};
 	for (char*& b : bufs_) {
@@ -240,8 +240,7 @@ StagingArea::~StagingArea()
 
 Status StagingArea::reserve(size_t bytes)
 {
-	constexpr size_t kHuge = 2u << 20;
-	size_t want = (used_ + bytes + kHuge - 1) & ~(kHuge - 1);
+	size_t want = (used_ + bytes + kHugePage - 1) & ~(kHugePage - 1);
 	if (want <= size_)
 		return {};
 	if (!base_) {
@@ -264,6 +263,14 @@ char* StagingArea::take(size_t bytes)
 	char* p = base_ + used_;
 	used_ += bytes;
 	return p;
+}
+
+uint64_t total_bytes(const std::vector<PagePiece>& pieces)
+{
+	uint64_t n = 0;
+	for (const PagePiece& p : pieces)
+		n += p.end - p.start;
+	return n;
 }
 
 bool has_private_pages(const image::Vma& vma)
@@ -306,9 +313,7 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 	if (!mem)
 		return fail_sys(errno, "open {}", path);
 	std::vector<PagePiece> pieces = split(planned);
-	uint64_t total = 0;
-	for (const PagePiece& p : pieces)
-		total += p.end - p.start;
+	uint64_t total = total_bytes(pieces);
 	BCK_CHECK(bufs.reserve(total));
 	ChunkWriter writer(blob, stats);
 	int cur = 0;

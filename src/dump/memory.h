@@ -80,6 +80,8 @@ struct PagePiece {
 Result<std::vector<PagePiece>> plan_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, MemoryStats& stats,
 						   const PageRanges& chosen = {});
 
+uint64_t total_bytes(const std::vector<PagePiece>& pieces);
+
 // Told of each chunk as soon as it is read, before it is written: n pieces, their bytes at dst, back to back.
 using ChunkRead = std::function<Status(const PagePiece* pieces, size_t n, char* dst)>;
 
