@@ -18,6 +18,8 @@
 
 #include <fmt/format.h>
 
+#include "common/huge_heap.h"
+
 namespace bench {
 
 using namespace bpfckpt;
@@ -466,6 +468,9 @@ int detail::run_benchmark(int argc, char** argv, const Benchmark& b, const std::
 	if (std::optional<int> exit = parse_args(argc, argv, b, opt))
 		return *exit;
 	configure(opt);
+	// The heap bpfckpt's main gives itself, so that what a bench does in-process (both sides of a comparison)
+	// runs as it does in the CLI.
+	back_heap_with_huge_pages(size_t(256) << 20);
 	if (::geteuid() != 0) {
 		fmt::print(stderr, "{}: must run as root ({})\n", b.name, b.why_root);
 		return 1;

@@ -20,9 +20,13 @@ __u32 filter_mode __weak;      /* enum bck_filter_mode */
 __u32 filter_tgid __weak;      /* BCK_FILTER_DESCENDANTS */
 __u64 filter_cgroup_id __weak; /* BCK_FILTER_CGROUP */
 
-/* BCK_FILTER_TGID_SET: the frozen tasks' tgids. 32768 is pid_max's default and this machine's. */
+/*
+ * BCK_FILTER_TGID_SET: the frozen tasks' tgids. 32768 is pid_max's default and this machine's. Not preallocated:
+ * creating 32768 elements up front cost ~3 ms of every dump's load, for the few a dump uses.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 32768);
 	__type(key, __u32);
 	__type(value, __u8);
@@ -40,54 +44,15 @@ struct {
 	__type(value, struct path_buf);
 } path_scratch SEC(".maps") __weak;
 
-#define BCK_MAX_ANCESTRY 64
-
-static __always_inline bool is_descendant(struct task_struct *task, __u32 root)
-{
-	for (int i = 0; i < BCK_MAX_ANCESTRY; i++) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
-		if (tgid == root)
-			return true;
-		if (tgid <= 1)
-			return false;
-		task = BPF_CORE_READ(task, real_parent);
-		if (!task)
-			return false;
-	}
-	return false;
-}
-
 /*
- * In the cgroup v2 subtree whose root has id filter_cgroup_id: the task's default-hierarchy cgroup or one of its
- * ancestors is that cgroup. A walk up self.parent, not the bpf_cgroup_from_id/bpf_task_under_cgroup kfuncs: a
- * light skeleton's loader leaves __weak kfuncs unresolved, and the walk works from every iterator.
+ * The frozen set (BCK_FILTER_TGID_SET), the only filter the file and VMA iterators run with: the collector fills
+ * the targets map before it reads them. The discovery filters live with the task iterator.
  */
-static __always_inline bool in_cgroup(struct task_struct *task)
-{
-	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
-
-	for (int i = 0; i < BCK_MAX_ANCESTRY && cg; i++) {
-		if (BPF_CORE_READ(cg, kn, id) == filter_cgroup_id)
-			return true;
-		/* self is a cgroup's first member: its parent css is the parent cgroup */
-		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
-	}
-	return false;
-}
-
-static __always_inline bool is_target(struct task_struct *task)
+static __always_inline bool is_frozen_target(struct task_struct *task)
 {
 	__u32 tgid = task->tgid;
 
-	switch (filter_mode) {
-	case BCK_FILTER_TGID_SET:
-		return bpf_map_lookup_elem(&targets, &tgid) != NULL;
-	case BCK_FILTER_DESCENDANTS:
-		return is_descendant(task, filter_tgid);
-	case BCK_FILTER_CGROUP:
-		return in_cgroup(task);
-	}
-	return false;
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
 /*

@@ -20,6 +20,75 @@ struct {
 
 static const struct bck_task empty_task;
 
+#define BCK_MAX_ANCESTRY 64
+
+/*
+ * The discovery filters walk up to BCK_MAX_ANCESTRY levels. Each walk is a bpf_loop callback, so the verifier
+ * checks one step, not 64 unrolled ones: as loops, the two walks were most of the instructions it processed for
+ * this program, and load time is a dump's largest fixed cost.
+ */
+struct ancestry_walk {
+	struct task_struct *task;
+	struct cgroup *cgroup;
+	bool found;
+};
+
+/* One step up the real_parent tree: stops at root (found), at init, or at a task with no parent. */
+static long descendant_step(__u64 i, void *ctx)
+{
+	struct ancestry_walk *w = ctx;
+	struct task_struct *task = w->task;
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (tgid == filter_tgid) {
+		w->found = true;
+		return 1;
+	}
+	if (tgid <= 1)
+		return 1;
+	w->task = BPF_CORE_READ(task, real_parent);
+	return w->task ? 0 : 1;
+}
+
+/*
+ * One step up the cgroup v2 tree: in the subtree whose root has id filter_cgroup_id when the task's cgroup or
+ * an ancestor is that cgroup. A walk up self.parent, not the bpf_cgroup_from_id/bpf_task_under_cgroup kfuncs: a
+ * light skeleton's loader leaves __weak kfuncs unresolved.
+ */
+static long cgroup_step(__u64 i, void *ctx)
+{
+	struct ancestry_walk *w = ctx;
+	struct cgroup *cg = w->cgroup;
+
+	if (!cg)
+		return 1;
+	if (BPF_CORE_READ(cg, kn, id) == filter_cgroup_id) {
+		w->found = true;
+		return 1;
+	}
+	/* self is a cgroup's first member: its parent css is the parent cgroup */
+	w->cgroup = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	return 0;
+}
+
+static __always_inline bool is_target(struct task_struct *task)
+{
+	struct ancestry_walk w = {.task = task};
+
+	switch (filter_mode) {
+	case BCK_FILTER_TGID_SET:
+		return is_frozen_target(task);
+	case BCK_FILTER_DESCENDANTS:
+		bpf_loop(BCK_MAX_ANCESTRY, descendant_step, &w, 0);
+		return w.found;
+	case BCK_FILTER_CGROUP:
+		w.cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+		bpf_loop(BCK_MAX_ANCESTRY, cgroup_step, &w, 0);
+		return w.found;
+	}
+	return false;
+}
+
 static __always_inline __u32 pid_nr(struct pid *pid)
 {
 	return pid ? BPF_CORE_READ(pid, numbers[0].nr) : 0;
@@ -174,6 +243,7 @@ struct timer_walk {
 	struct seq_file *seq;
 	struct hlist_node *node;
 	__u32 tgid;
+	__u32 count;
 };
 
 /* One timer per call, through bpf_loop: the verifier then checks this body once, not once for each of the
@@ -212,16 +282,25 @@ static __always_inline void emit_posix_timers(struct seq_file *seq, struct task_
 	bpf_loop(BCK_MAX_POSIX_TIMERS, emit_one_timer, &w, 0);
 }
 
+static long count_one_timer(__u64 i, void *ctx)
+{
+	struct timer_walk *w = ctx;
+	struct hlist_node *node = w->node;
+
+	if (!node)
+		return 1;
+	w->count++;
+	w->node = BPF_CORE_READ(node, next);
+	return 0;
+}
+
+/* Up to one more than are emitted, so that the reader can tell a table that was cut short. */
 static __always_inline __u32 count_posix_timers(struct task_struct *task)
 {
-	struct hlist_node *node = first_posix_timer(task);
-	__u32 n = 0;
+	struct timer_walk w = {.node = first_posix_timer(task)};
 
-	for (int i = 0; i < BCK_MAX_POSIX_TIMERS + 1 && node; i++) {
-		n++;
-		node = BPF_CORE_READ(node, next);
-	}
-	return n;
+	bpf_loop(BCK_MAX_POSIX_TIMERS + 1, count_one_timer, &w, 0);
+	return w.count;
 }
 
 SEC("iter/task")

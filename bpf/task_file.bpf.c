@@ -46,7 +46,7 @@ int dump_file(struct bpf_iter__task_file *ctx)
 	struct bck_file r = {};
 	struct inode *inode;
 
-	if (!task || !file || !is_target(task))
+	if (!task || !file || !is_frozen_target(task))
 		return 0;
 	inode = BPF_CORE_READ(file, f_inode);
 	r.hdr.kind = BCK_REC_FILE;

@@ -28,6 +28,8 @@ static __always_inline void fill_special(struct bck_vma *r, struct vm_area_struc
  * every process): bpf_d_path is most of this iterator's cost. Keyed by inode; `run` is bumped by the collector
  * before each run instead of clearing the map. When an object's output does not fit the read buffer the kernel
  * runs the program again for the same VMA, so the VMA that first emitted a path emits it again on a re-run.
+ * A plain hash, not preallocated (an LRU map must be, which cost ~3 ms of each load): keys are the mapped files a
+ * process has seen, and when it is full an update fails and the path is simply emitted again.
  */
 __u64 run;
 
@@ -39,7 +41,8 @@ struct path_seen {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct path_seen);
@@ -65,7 +68,7 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 	struct bck_vma r = {};
 	struct file *file;
 
-	if (!task || !vma || !is_target(task))
+	if (!task || !vma || !is_frozen_target(task))
 		return 0;
 	file = vma->vm_file;
 	r.hdr.kind = BCK_REC_VMA;

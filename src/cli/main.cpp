@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "common/huge_heap.h"
 #include "common/log.h"
 
 using namespace bpfckpt;
@@ -21,6 +22,8 @@ void set_examples(CLI::App& cmd, const char* text)
 
 int main(int argc, char** argv)
 {
+	// Address space only: what a dump of thousands of processes parses and builds fits, in 2 MiB pages.
+	back_heap_with_huge_pages(size_t(256) << 20);
 	CLI::App app{"bpfckpt: checkpoint/restore of Linux processes, with BPF iterators collecting kernel state"};
 	app.require_subcommand(1);
 	app.set_version_flag("--version", BPFCKPT_VERSION);

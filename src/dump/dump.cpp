@@ -724,8 +724,11 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	std::map<uint32_t, std::vector<const RawTask*>> threads_of;
 	for (const RawTask& t : all)
 		threads_of[t.rec.tgid].push_back(&t);
-	for (auto& [tgid, v] : threads_of)  // the leader first
-		std::stable_partition(v.begin(), v.end(), [](const RawTask* t) { return t->rec.tid == t->rec.tgid; });
+	for (auto& [tgid, v] : threads_of) {  // the leader first, the others in the iterator's order
+		auto leader = std::find_if(v.begin(), v.end(), [](const RawTask* t) { return t->rec.tid == t->rec.tgid; });
+		if (leader != v.end())
+			std::rotate(v.begin(), leader, leader + 1);
+	}
 	std::map<uint32_t, std::vector<const RawVma*>> vmas_of;
 	for (const RawVma& v : raw_vmas)
 		vmas_of[v.rec.tgid].push_back(&v);
