@@ -2,11 +2,14 @@
 //   1. frozen time of `dump -R` for 64 MiB, 1 GiB and 4 GiB of 4 KiB pages and of THP against the targets
 //      (30 ms per GiB of 4 KiB pages, 5 ms for THP): the default (write-protect, thaw, copy while it runs)
 //      against --frozen-copy (everything copied while stopped, for which memcpy of the same bytes is the floor).
-//   2. an incremental dump of 1 GiB of 4 KiB pages of which 1% was written since the parent: frozen time (target
-//      15 ms) against the full dump's, and pages written against the pages dirtied.
+//   2. the full dump that arms tracking (`-R --track-mem`: copied before the freeze, then only what changed since
+//      read again while frozen) against the same with --frozen-copy; then an incremental dump of 1 GiB of 4 KiB
+//      pages of which 1% was written since the parent: frozen time (target 15 ms) against the full dump's, and
+//      pages written against the pages dirtied.
 //   3. the slowdown of a workload that writes 1% of its 1 GiB every second and computes the rest of the second:
 //      work per second untracked, with tracking armed (--track-mem: each first write to a page faults once), and
-//      while `watch --interval 1` runs (target 5%); and what a first write to a tracked page costs.
+//      while `watch --interval 1` runs (target 5%), and while it snapshots another process that writes as much
+//      and sleeps; and what a first write to a tracked page costs.
 // A benchmark, not a test: it prints figures and ratios and fails only when a command fails. A warm-up round first,
 // medians reported.
 #include <poll.h>
@@ -20,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "bench_util.h"
+#include "common/clock.h"
 #include "common/result.h"
 
 namespace {
@@ -189,8 +193,19 @@ Status bench_increment(const Config& cfg, Report& rep)
 	double dirtied = pages_per_round(cfg, t);
 	Rounds rounds(t.child.out_fd());
 	Samples s;
+	// The full dump that arms tracking, both ways: its memory copied before the freeze (the default), and frozen.
+	DumpFigures full_frozen = BCK_TRY(dump(pid, work.path("full_frozen"), {"--track-mem", "--frozen-copy"}));
+	WorkDir::discard(work.path("full_frozen"));
+	BCK_TRY(run_command({BENCH_BPFCKPT_BIN, "untrack", "-t", std::to_string(pid)}, 30));
 	std::string prev = work.path("full");
 	DumpFigures full = BCK_TRY(dump(pid, prev, {"--track-mem"}));
+	double gib = double(cfg.tracked_mib) / 1024;
+	rep.goal("tracked_full.frozen_per_gib", full.frozen_us / 1e3 / gib, "ms/GiB", Goal{true, 30.0, "ms/GiB"});
+	rep.ratio("tracked_full.frozen", full.frozen_us / 1e3, "ms", full_frozen.frozen_us / full.frozen_us,
+		  fmt::format("--track-mem --frozen-copy frozen {:.1f} ms vs copied before the freeze",
+			      full_frozen.frozen_us / 1e3));
+	rep.ratio("tracked_full.total", full.total_us / 1e3, "ms", full.total_us / full_frozen.total_us,
+		  "total time, copied before the freeze vs --frozen-copy");
 	for (int round = -1; round < cfg.rounds; round++) {
 		s.recording = round >= 0;
 		// One burst of writes between two dumps: a round has just ended, the next one's writes come at its start.
@@ -233,6 +248,21 @@ Result<Phase> measure_phase(Rounds& rounds, int n)
 	return Phase{median(work), median(write)};
 }
 
+// Work per second while `watch --interval 1` snapshots `watched`.
+Result<Phase> watched_phase(pid_t watched, const std::string& dir, Rounds& rounds, const Config& cfg)
+{
+	Child watch = BCK_TRY(spawn({BENCH_BPFCKPT_BIN, "watch", "-t", std::to_string(watched), "-D", dir, "--interval",
+				     "1", "--keep", "3", "--no-fsync"},
+				    Stderr::inherit));
+	Status st = rounds.skip(3);  // the first, full snapshot
+	Result<Phase> phase = st ? measure_phase(rounds, cfg.work_rounds) : std::unexpected(st.error());
+	::kill(watch.pid(), SIGINT);
+	int status = 0;
+	::waitpid(watch.pid(), &status, 0);
+	watch.forget();
+	return phase;
+}
+
 Status bench_slowdown(const Config& cfg, Report& rep)
 {
 	WorkDir work = BCK_TRY(WorkDir::create("inc"));
@@ -252,19 +282,22 @@ Status bench_slowdown(const Config& cfg, Report& rep)
 	BCK_TRY(run_command({BENCH_BPFCKPT_BIN, "untrack", "-t", std::to_string(pid)}, 30));
 
 	progress("watch --interval 1 running");
-	Child watch = BCK_TRY(spawn({BENCH_BPFCKPT_BIN, "watch", "-t", std::to_string(pid), "-D", work.path("watch"),
-				     "--interval", "1", "--keep", "3", "--no-fsync"},
-				    Stderr::inherit));
-	BCK_CHECK(rounds.skip(3));  // the first, full snapshot
-	Phase watched = BCK_TRY(measure_phase(rounds, cfg.work_rounds));
-	::kill(watch.pid(), SIGINT);
-	int status = 0;
-	::waitpid(watch.pid(), &status, 0);
-	watch.forget();
+	Phase watched = BCK_TRY(watched_phase(pid, work.path("watch"), rounds, cfg));
+
+	// The same snapshots of a bystander that writes as much and sleeps: what they cost the workload without
+	// touching it (the machine's two vCPUs are not independent).
+	progress("watch --interval 1 of another process beside it");
+	double t0 = now_s();
+	Target other = BCK_TRY(start_target({BENCH_TARGET_DIRTY, std::to_string(cfg.tracked_mib),
+					     fmt::format("{}", cfg.dirty_pct), "4k", "idle"},
+					    600));
+	BCK_CHECK(rounds.skip(int(now_s() - t0) + 1));  // the rounds its start disturbed
+	Phase beside = BCK_TRY(watched_phase(other.child.pid(), work.path("watch_other"), rounds, cfg));
 
 	auto slowdown = [&](const Phase& p) { return 100 * (1 - p.work_per_s / plain.work_per_s); };
 	rep.goal("slowdown.tracked", slowdown(tracked), "%", Goal{true, 5, "%"});
 	rep.goal("slowdown.watch", slowdown(watched), "%", Goal{true, 5, "%"});
+	rep.info("slowdown.watch_of_another_process", slowdown(beside), "%");
 	rep.ratio("writes.tracked", tracked.write_us / 1e3, "ms a round", tracked.write_us / plain.write_us,
 		  fmt::format("tracked vs untracked ({:.2f} ms) for {:.0f} page writes", plain.write_us / 1e3, per_round));
 	rep.info("writes.first_write_to_tracked_page", (tracked.write_us - plain.write_us) / per_round, "us");

@@ -3,8 +3,9 @@
 // round), then computes until the second is over, counting units of work. After each round it prints
 // `ROUND <write_us> <work> <round_us>`: the time the writes took, the work done and the round's length (longer
 // when it was stopped at its end); work per second is what tracking or snapshots take away.
-// `READY {"pid":N,"bytes":B,"pages":P}` comes first. Usage: target_dirty MIB PCT 4k|thp
-// With PCT 0 it writes nothing and sleeps: a plain target for the frozen-time figures.
+// `READY {"pid":N,"bytes":B,"pages":P}` comes first. Usage: target_dirty MIB PCT 4k|thp [idle]
+// With PCT 0 it writes nothing and sleeps: a plain target for the frozen-time figures. With a 4th argument `idle`
+// it writes PCT% a second and sleeps instead of computing: a bystander, snapshotted while another target computes.
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
@@ -31,10 +32,11 @@ static uint64_t next(uint64_t* x)
 
 int main(int argc, char** argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s MIB PCT 4k|thp\n", argv[0]);
+	if (argc != 4 && !(argc == 5 && !strcmp(argv[4], "idle"))) {
+		fprintf(stderr, "usage: %s MIB PCT 4k|thp [idle]\n", argv[0]);
 		return 2;
 	}
+	int idle = argc == 5;
 	size_t bytes = strtoull(argv[1], NULL, 10) << 20, pages = bytes / 4096;
 	double pct = atof(argv[2]);
 	int thp = !strcmp(argv[3], "thp");
@@ -62,6 +64,10 @@ int main(int argc, char** argv)
 		for (size_t i = 0; i < per_round; i++)
 			mem[(next(&x) % pages) * 512 + i % 512] = x;
 		double t1 = now_us();
+		if (idle) {
+			usleep((useconds_t)(end > t1 ? end - t1 : 0));
+			continue;
+		}
 		uint64_t work = 0;
 		while (now_us() < end) {
 			for (int i = 0; i < 1000; i++)

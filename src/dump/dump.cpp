@@ -33,6 +33,7 @@
 #include "dump/live_copy.h"
 #include "dump/memory.h"
 #include "dump/pipes.h"
+#include "dump/pre_copy.h"
 #include "dump/process.h"
 #include "dump/ptrace_freezer.h"
 #include "dump/self_token.h"
@@ -287,7 +288,17 @@ private:
 				     log::Progress* progress);
 	Status copy_after_thaw();
 	bool copies_after_thaw() const;
+	struct Running {
+		const RawTask* leader;
+		std::vector<image::Vma> vmas;
+		uint64_t syscall_addr;
+	};
+	Result<std::vector<Running>> big_running(const std::vector<RawTask>& tasks);
 	Status arm_early(const std::vector<RawTask>& tasks);
+	bool pre_copies() const;
+	Status pre_copy(const std::vector<RawTask>& tasks);
+	Status keep_pre_copy(image::Process& p, PreCopied pc, std::vector<PageRewrite> rewrites);
+	Status write_pre_copied();
 	Result<bool> stage_pages(image::Process& p, const PageRanges& chosen, std::unique_ptr<image::BlobWriter>& blob);
 	Status write_staged();
 	Result<uint32_t> shmem_object(const std::string& open_path, const std::string& path, uint64_t dev, uint64_t ino);
@@ -321,6 +332,14 @@ private:
 	};
 	StagingArea staging_;
 	std::vector<StagedPages> staged_;
+	// Full -R --track-mem dumps: the memory copied before the freeze, and what the freeze read again for it.
+	PreCopy pre_;
+	struct PreCopiedPages {
+		std::unique_ptr<image::BlobWriter> blob;
+		std::vector<PageRewrite> staged;  // read while frozen, written over the copy after the thaw
+		size_t staged_at = 0;             // in staging_
+	};
+	std::vector<PreCopiedPages> pre_copied_;
 
 public:
 	// The dump failed because the copy after the thaw lost pages (munmap, MADV_DONTNEED, mremap): a dump with
@@ -420,8 +439,19 @@ Status Dumper::dump_pages(image::Process& p)
 				    p.pid);
 		syscall_addr = 0;  // no copy after the thaw either: it is copied now
 	}
+	std::unique_ptr<image::BlobWriter> blob;
+	if (std::optional<PreCopied> pc = pre_.take(pid_t(p.pid))) {
+		if (auto rewrites = BCK_TRY(pages_changed_since(*pc, p)))
+			return keep_pre_copy(p, std::move(*pc), std::move(*rewrites));
+		log::debug("pid {}: its pages changed place since the copy before the freeze: copied again", p.pid);
+		if (pc->who.mm_key == p.mm_key && pc->who.start_time == p.start_time)
+			inc_.adopt(pid_t(p.pid), std::move(pc->tracker));  // else stale: it ends with pc
+		BCK_CHECK(pc->blob->restart());
+		blob = std::move(pc->blob);
+	}
 	PageRanges chosen = BCK_TRY(inc_.before_pages(p, tid, syscall_addr));
-	auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
+	if (!blob)
+		blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
 	p.pages_blob = blob->name();
 	log::Progress progress(fmt::format("dump pid {}", p.pid));
 	log::Progress* shown = opt_.progress ? &progress : nullptr;
@@ -478,9 +508,10 @@ bool Dumper::copies_after_thaw() const
 	return opt_.leave_running && opt_.live_copy && !opt_.track_mem && opt_.prev_dir.empty();
 }
 
-// Before the freeze, for the copy after the thaw: each process with enough private memory to copy that way is
-// armed now, while it runs (EarlyArming). One that cannot be is armed while frozen.
-Status Dumper::arm_early(const std::vector<RawTask>& tasks)
+// Before the freeze, while they run: the processes of `tasks` with at least kLiveCopyMin of private pages and a
+// syscall instruction to inject through, with their vmas. One whose vmas are refused is left to the frozen dump,
+// which says why; so is one held in a frozen cgroup (it would never run an injected syscall).
+Result<std::vector<Dumper::Running>> Dumper::big_running(const std::vector<RawTask>& tasks)
 {
 	std::vector<const RawTask*> leaders;
 	std::vector<pid_t> tgids;
@@ -489,8 +520,9 @@ Status Dumper::arm_early(const std::vector<RawTask>& tasks)
 			leaders.push_back(&t);
 			tgids.push_back(pid_t(t.rec.tgid));
 		}
+	std::vector<Running> out;
 	if (leaders.empty())
-		return {};
+		return out;
 	BCK_CHECK(col_.set_targets(tgids));
 	std::vector<RawVma> raw = BCK_TRY(col_.vmas());
 	std::map<uint32_t, std::vector<const RawVma*>> vmas_of;
@@ -500,16 +532,87 @@ Status Dumper::arm_early(const std::vector<RawTask>& tasks)
 		pid_t pid = pid_t(leader->rec.tgid);
 		auto vmas = build_vmas(*leader, vmas_of[leader->rec.tgid]);
 		if (!vmas)
-			continue;  // what it holds is refused, and the frozen dump says so
+			continue;
 		uint64_t syscall_addr = BCK_TRY(syscall_address(*vmas));
 		MemoryStats scratch;
 		auto pieces = plan_private_pages(pid, *vmas, scratch);
-		if (!syscall_addr || !pieces)
-			continue;
-		if (total_bytes(*pieces) >= kLiveCopyMin)
-			BCK_TRY(context(early_.add(pid, pid, syscall_addr, mm_key_of(leader->rec), *vmas), "pid {}", pid));
+		if (syscall_addr && pieces && total_bytes(*pieces) >= kLiveCopyMin)
+			out.push_back({leader, std::move(*vmas), syscall_addr});
+	}
+	return out;
+}
+
+// Before the freeze, for the copy after the thaw: each process big enough to copy that way is armed now, while it
+// runs (EarlyArming). One that cannot be is armed while frozen.
+Status Dumper::arm_early(const std::vector<RawTask>& tasks)
+{
+	for (const Running& r : BCK_TRY(big_running(tasks))) {
+		pid_t pid = pid_t(r.leader->rec.tgid);
+		BCK_TRY(context(early_.add(pid, pid, r.syscall_addr, mm_key_of(r.leader->rec), r.vmas), "pid {}", pid));
 	}
 	return early_.protect();
+}
+
+// A full dump that arms tracking and leaves the processes running copies their memory before the freeze
+// (dump/pre_copy.h); --frozen-copy asks for the copy while frozen.
+bool Dumper::pre_copies() const
+{
+	return opt_.leave_running && opt_.track_mem && opt_.live_copy && !inc_.has_parent();
+}
+
+Status Dumper::pre_copy(const std::vector<RawTask>& tasks)
+{
+	for (Running& r : BCK_TRY(big_running(tasks))) {
+		pid_t pid = pid_t(r.leader->rec.tgid);
+		auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", pid)));
+		std::string path = dir_.temp_path() + "/" + blob->name();
+		TrackedProcess who{pid, r.leader->rec.start_time, mm_key_of(r.leader->rec)};
+		MemoryStats scratch;  // counted if the copy is kept
+		auto added = pre_.add(who, pid, r.syscall_addr, std::move(r.vmas), std::move(blob), bufs_, scratch);
+		if (!added || !*added)
+			::unlink(path.c_str());
+		if (!added && ::kill(pid, 0) != 0 && errno == ESRCH)
+			continue;  // it exited: not in the image either
+		BCK_TRY(context(std::move(added), "pid {}", pid));
+	}
+	return {};
+}
+
+// The pre-copy stands, with `rewrites` read again now: while frozen into the staging area when they fit, or
+// written over the copy right away.
+Status Dumper::keep_pre_copy(image::Process& p, PreCopied pc, std::vector<PageRewrite> rewrites)
+{
+	uint64_t bytes = rewrite_bytes(rewrites);
+	log::debug("pid {}: {} pages changed since the copy before the freeze", p.pid, bytes / image::kPageSize);
+	PreCopiedPages kept{std::move(pc.blob), {}, 0};
+	p.pages_blob = kept.blob->name();
+	if (staging_.used() + bytes <= kStagedMax) {
+		BCK_CHECK(staging_.reserve(bytes));
+		kept.staged_at = staging_.used();
+		BCK_CHECK(read_rewrites(pid_t(p.pid), p.vmas, rewrites, staging_.take(bytes)));
+		kept.staged = std::move(rewrites);
+	} else {
+		BCK_CHECK(bufs_.reserve(bytes));
+		BCK_CHECK(rewrite_through(pid_t(p.pid), p.vmas, rewrites, *kept.blob, bufs_.get(0), bufs_.size()));
+	}
+	mem_.pages_written += total_bytes(pc.pieces) / image::kPageSize;
+	inc_.keep_armed(pid_t(p.pid), std::move(pc.tracker));
+	pre_copied_.push_back(std::move(kept));
+	return inc_.after_pages(p);
+}
+
+// After the thaw: the staged pages over their copies, and each blob's checksum taken anew.
+Status Dumper::write_pre_copied()
+{
+	for (PreCopiedPages& k : pre_copied_) {
+		double t0 = now_s();
+		BCK_CHECK(write_rewrites(*k.blob, k.staged, staging_.at(k.staged_at)));
+		BCK_CHECK(k.blob->rehash());
+		mem_.memwrite_s += now_s() - t0;
+		img_.blobs.push_back(k.blob->finish());
+	}
+	pre_copied_.clear();
+	return {};
 }
 
 // Write-protects what can be copied after the thaw and copies the rest now. True when some pages are left for
@@ -656,10 +759,15 @@ Status Dumper::run(DumpStats& st)
 	if (copies_after_thaw()) {
 		BCK_CHECK(arm_early(first));
 		test_stall("BPFCKPT_TEST_STALL_ARMED_MS");
+	} else if (pre_copies()) {
+		BCK_CHECK(pre_copy(first));
+		test_stall("BPFCKPT_TEST_STALL_ARMED_MS");
 	}
 	BCK_CHECK(inc_.before_freeze(tracked_identities(first)));
-	// Fresh memory faults in slowly: what the frozen copy of an increment will fill is made now.
-	uint64_t expected = inc_.early_bytes() + inc_.early_bytes() / 4;
+	// Fresh memory faults in slowly: what the frozen copy of an increment, or of what changed since a pre-copy,
+	// will fill is made now.
+	uint64_t expected = inc_.early_bytes() + BCK_TRY(pre_.written_bytes());
+	expected += expected / 4;
 	BCK_CHECK(opt_.leave_running ? staging_.reserve(std::min(expected, kStagedMax)) : bufs_.reserve(expected));
 
 	double t_freeze = now_s();
@@ -762,6 +870,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 		BCK_CHECK(dump_shmem(p));
 		BCK_CHECK(dump_pages(p));
 	}
+	pre_.discard(dir_.temp_path());
 	inc_.link(img_);
 	if (shmem_blob_)
 		img_.blobs.push_back(shmem_blob_->finish());
@@ -775,6 +884,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 		st.frozen_time = now_s() - t_frozen;
 		early_.clear();
 		BCK_CHECK(write_staged());
+		BCK_CHECK(write_pre_copied());
 		BCK_CHECK(copy_after_thaw());
 	}
 	st.memdump_time = now_s() - t_mem;
@@ -801,9 +911,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 
 }  // namespace
 
-namespace {
-
-Result<std::unique_ptr<Collector>> open_collector()
+Result<std::unique_ptr<Collector>> load_collector()
 {
 	double t0 = now_s();
 	auto collector = Collector::open();
@@ -817,14 +925,19 @@ Result<std::unique_ptr<Collector>> open_collector()
 	return collector;
 }
 
+namespace {
+
 // A -R dump whose copy after the thaw was lost is taken again, with the memory copied while frozen.
 Result<DumpStats> run_dumper(const DumpOptions& opt, const std::optional<cgroup::Cgroup>& cg)
 {
-	auto collector = BCK_TRY(open_collector());
+	std::unique_ptr<Collector> own;
+	if (!opt.collector)
+		own = BCK_TRY(load_collector());
+	Collector& collector = opt.collector ? *opt.collector : *own;
 	for (DumpOptions o = opt;; o.live_copy = false) {
 		auto dir = BCK_TRY(image::ImageDir::create(o.dir));
 		DumpStats st;
-		Dumper d(o, *collector, *dir, cg);
+		Dumper d(o, collector, *dir, cg);
 		Status done = d.run(st);
 		if (done)
 			return st;

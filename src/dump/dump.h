@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "common/result.h"
 
 namespace bpfckpt::dump {
+
+class Collector;
 
 struct DumpOptions {
 	pid_t pid = 0;               // dump: the root of the tree
@@ -26,6 +29,8 @@ struct DumpOptions {
 	bool live_copy = true;
 	// --self-token R:W (hidden): the fds of the caller's pipe, for bpfckpt_checkpoint_self (src/dump/self_token.h)
 	std::optional<std::pair<int, int>> self_token;
+	// Loaded iterators to use (watch loads them once for all its snapshots); null: this dump loads its own.
+	Collector* collector = nullptr;
 };
 
 // CRIU's names; times in seconds.
@@ -43,6 +48,9 @@ struct DumpStats {
 	bool incremental = false;  // the image names a parent
 	std::vector<pid_t> pids;   // the processes in the image
 };
+
+// The BPF iterators, loaded: a dump's largest fixed cost (~20 ms), paid once by a caller that dumps repeatedly.
+Result<std::unique_ptr<Collector>> load_collector();
 
 // `dump -t PID`: the process and (unless !children) its descendants, frozen with ptrace.
 Result<DumpStats> dump_tree(const DumpOptions& opt);

@@ -8,17 +8,12 @@
 
 #include "common/fd.h"
 #include "common/log.h"
+#include "dump/pagemap_scan.h"
 #include "image/chain.h"
 
 namespace bpfckpt::dump {
 
 namespace {
-
-// Private anonymous memory: what userfaultfd can write-protect (private file mappings it refuses).
-bool trackable(const image::Vma& v)
-{
-	return !v.shared && (v.kind == "anon" || v.kind == "heap" || v.kind == "stack") && has_private_pages(v);
-}
 
 const image::Vma* same_vma(const image::Process& parent, const image::Vma& v)
 {
@@ -26,14 +21,6 @@ const image::Vma* same_vma(const image::Process& parent, const image::Vma& v)
 		return pv.start == v.start && pv.end == v.end && pv.kind == v.kind && !pv.shared;
 	});
 	return it == parent.vmas.end() ? nullptr : &*it;
-}
-
-Result<UniqueFd> open_pagemap(pid_t pid)
-{
-	UniqueFd fd(::open(fmt::format("/proc/{}/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
-	if (!fd)
-		return fail_sys(errno, "open /proc/{}/pagemap", pid);
-	return fd;
 }
 
 }  // namespace
@@ -140,6 +127,9 @@ Result<PageRanges> Increment::before_pages(image::Process& p, pid_t tid, uint64_
 	if (early) {
 		tracker = std::move(early->tracker);
 		last = early->last_image;
+	} else if (auto it = adopted_.find(who.pid); it != adopted_.end()) {
+		tracker = std::move(it->second);  // reset before the freeze: relative to no image
+		adopted_.erase(it);
 	} else {
 		tracker = BCK_TRY(MemTracker::attach(who));
 		if (tracker)
@@ -185,16 +175,29 @@ Result<PageRanges> Increment::before_pages(image::Process& p, pid_t tid, uint64_
 	return chosen;
 }
 
+void Increment::adopt(pid_t pid, MemTracker tracker)
+{
+	adopted_.insert_or_assign(pid, std::move(tracker));
+}
+
+void Increment::keep_armed(pid_t pid, MemTracker tracker)
+{
+	trackers_.insert_or_assign(pid, std::move(tracker));
+	armed_early_.insert(pid);
+}
+
 Status Increment::after_pages(const image::Process& p)
 {
 	auto it = trackers_.find(pid_t(p.pid));
 	if (it == trackers_.end() || !track_)
 		return {};
+	bool reset = !armed_early_.count(pid_t(p.pid));
 	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
 	for (const image::Vma& v : p.vmas) {
 		if (v.inherit || !trackable(v))
 			continue;
-		if (!BCK_TRY(it->second.track(v.start, v.end)))
+		// A range registered here and not reset shows all its pages written: the next dump saves them again.
+		if (!BCK_TRY(it->second.track(v.start, v.end)) || !reset)
 			continue;
 		BCK_TRY(it->second.take_written(pagemap.get(), v.start, v.end));  // the reset: all marks cleared
 	}

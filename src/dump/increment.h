@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/result.h"
@@ -41,6 +42,12 @@ public:
 	// After p's pages are saved: the vmas saved whole are registered (if new) and their marks reset, so the next
 	// dump is relative to this one.
 	Status after_pages(const image::Process& p);
+	// A tracker made or reset before the freeze (PreCopy): before_pages uses it instead of attaching or creating.
+	void adopt(pid_t pid, MemTracker tracker);
+	// A tracker whose marks were reset before the freeze and that this image's pages account for (PreCopy): it is
+	// kept at commit, and after_pages registers what is new without resetting the rest.
+	void keep_armed(pid_t pid, MemTracker tracker);
+	bool has_parent() const { return parent_.has_value(); }
 	// The parent link for the image: set only when some vma inherits.
 	void link(image::Image& img) const;
 	// After the image is committed: the trackers are kept with its id, or ended when not tracking.
@@ -54,6 +61,8 @@ private:
 	bool track_ = false;
 	uint64_t inherited_ = 0;
 	std::map<pid_t, MemTracker> trackers_;
+	std::map<pid_t, MemTracker> adopted_;  // for before_pages
+	std::set<pid_t> armed_early_;          // keep_armed's: after_pages resets nothing
 	// What before_freeze found, by pid.
 	struct Early {
 		TrackedProcess who;

@@ -135,10 +135,7 @@ Status LiveCopy::protect_unprotected(int pagemap, const image::Vma& v)
 
 Status LiveCopy::arm_frozen(const std::vector<image::Vma>& vmas, std::vector<PagePiece>& planned)
 {
-	std::string path = fmt::format("/proc/{}/pagemap", pid_);
-	UniqueFd pagemap(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!pagemap)
-		return fail_sys(errno, "open {}", path);
+	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_));
 	std::vector<PagePiece> frozen, live;
 	std::map<size_t, bool> registered;  // by vma
 	for (const PagePiece& p : planned) {

@@ -283,10 +283,7 @@ bool has_private_pages(const image::Vma& vma)
 Result<std::vector<PagePiece>> plan_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, MemoryStats& stats,
 						   const PageRanges& chosen)
 {
-	std::string path = fmt::format("/proc/{}/pagemap", pid);
-	UniqueFd pagemap(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	if (!pagemap)
-		return fail_sys(errno, "open {}", path);
+	UniqueFd pagemap = BCK_TRY(open_pagemap(pid));
 	std::vector<PagePiece> found;
 	for (size_t i = 0; i < vmas.size(); i++) {
 		if (!has_private_pages(vmas[i]))
@@ -350,28 +347,35 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 	return writer.wait();
 }
 
-Status stage_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
-			   image::BlobWriter& blob, char* dst, MemoryStats& stats)
+Status read_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
+			  char* dst)
 {
 	std::string path = fmt::format("/proc/{}/mem", pid);
 	UniqueFd mem(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
 	if (!mem)
 		return fail_sys(errno, "open {}", path);
-	uint64_t at = blob.offset();
 	for (size_t i = 0; i < pieces.size();) {
-		size_t n = std::min(kMaxIov, pieces.size() - i), bytes = 0;
-		for (size_t k = i; k < i + n; k++) {
-			uint64_t len = pieces[k].end - pieces[k].start;
-			add_run(vmas[pieces[k].vma], pieces[k].start, len, at + bytes);
-			bytes += len;
-		}
+		size_t n = std::min(kMaxIov, pieces.size() - i);
 		BCK_CHECK(read_remote(pid, mem.get(), pieces, i, n, dst, vmas));
-		blob.hash(dst, bytes);
-		dst += bytes;
-		at += bytes;
-		stats.pages_written += bytes / kPageSize;
+		for (size_t k = i; k < i + n; k++)
+			dst += pieces[k].end - pieces[k].start;
 		i += n;
 	}
+	return {};
+}
+
+Status stage_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
+			   image::BlobWriter& blob, char* dst, MemoryStats& stats)
+{
+	uint64_t at = blob.offset(), bytes = 0;
+	for (const PagePiece& piece : pieces) {
+		uint64_t len = piece.end - piece.start;
+		add_run(vmas[piece.vma], piece.start, len, at + bytes);
+		bytes += len;
+	}
+	BCK_CHECK(read_private_pages(pid, vmas, pieces, dst));
+	blob.hash(dst, bytes);
+	stats.pages_written += bytes / kPageSize;
 	return {};
 }
 

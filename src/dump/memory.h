@@ -95,6 +95,10 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 Status stage_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
 			   image::BlobWriter& blob, char* dst, MemoryStats& stats);
 
+// Reads the pieces into `dst` (room for all of them), back to back; records nothing.
+Status read_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,
+			  char* dst);
+
 // plan_private_pages, then copy_private_pages.
 Status dump_private_pages(pid_t pid, std::vector<image::Vma>& vmas, image::BlobWriter& blob, CopyBuffers& bufs,
 			  MemoryStats& stats, log::Progress* progress, const PageRanges& chosen = {});

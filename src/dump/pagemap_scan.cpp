@@ -1,11 +1,22 @@
 #include "dump/pagemap_scan.h"
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 
 #include <cerrno>
 #include <vector>
 
+#include <fmt/format.h>
+
 namespace bpfckpt::dump {
+
+Result<UniqueFd> open_pagemap(pid_t pid)
+{
+	UniqueFd fd(::open(fmt::format("/proc/{}/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return fail_sys(errno, "open /proc/{}/pagemap", pid);
+	return fd;
+}
 
 int pagemap_scan(int pagemap, uint64_t start, uint64_t end, const ScanQuery& q,
 		 const std::function<void(const page_region&)>& each)

@@ -2,10 +2,14 @@
 // result needs, each matching run of pages handed to a callback.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 
 #include "bpfckpt/compat.h"
+#include "common/fd.h"
+#include "common/result.h"
 
 namespace bpfckpt::dump {
 
@@ -17,6 +21,9 @@ struct ScanQuery {
 	uint64_t category_anyof_mask = 0;
 	uint64_t return_mask = 0;
 };
+
+// /proc/PID/pagemap, where the scans of pid go.
+Result<UniqueFd> open_pagemap(pid_t pid);
 
 // Walks [start, end); 0, or the errno of the call that failed (EPERM with PM_SCAN_CHECK_WPASYNC: a vma in the
 // range is not registered WP_ASYNC).

@@ -16,10 +16,16 @@
 
 #include "bpfckpt/compat.h"
 #include "common/fs.h"
+#include "dump/memory.h"
 #include "dump/pagemap_scan.h"
 #include "dump/remote_uffd.h"
 
 namespace bpfckpt::dump {
+
+bool trackable(const image::Vma& v)
+{
+	return !v.shared && (v.kind == "anon" || v.kind == "heap" || v.kind == "stack") && has_private_pages(v);
+}
 
 namespace {
 

@@ -16,8 +16,12 @@
 #include "common/address_ranges.h"
 #include "common/fd.h"
 #include "common/result.h"
+#include "image/model.h"
 
 namespace bpfckpt::dump {
+
+// Private anonymous memory: what userfaultfd can write-protect (private file mappings it refuses).
+bool trackable(const image::Vma& v);
 
 // A run of pages written since the last scan; `present` false: written, then dropped (MADV_DONTNEED): now zero.
 struct WrittenRun {

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 
 #include "common/fs.h"
 #include "image/json.h"
@@ -48,6 +50,49 @@ Status BlobWriter::pad_to(uint64_t align)
 		BCK_CHECK(write(zeros, n));
 		rem = offset_ % align;
 	}
+	return {};
+}
+
+Status BlobWriter::rewrite(uint64_t at, const void* data, size_t len)
+{
+	if (at + len > offset_)
+		return fail(ExitCode::failure, "image {}: rewrite of {} bytes at {} past the end of {} ({} bytes)", image_,
+			    len, at, name_, offset_);
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pwrite(fd_.get(), static_cast<const char*>(data) + done, len - done, off_t(at + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail_errno(exit_for_errno(n < 0 ? errno : EIO), n < 0 ? errno : EIO, "image {}: write {}",
+					  image_, name_);
+		done += size_t(n);
+	}
+	return {};
+}
+
+Status BlobWriter::rehash()
+{
+	constexpr size_t kChunk = size_t(8) << 20;
+	std::unique_ptr<char[]> buf(new char[kChunk]);
+	XXH3_64bits_reset(hash_);
+	for (uint64_t at = 0; at < offset_;) {
+		ssize_t n = pread(fd_.get(), buf.get(), std::min<uint64_t>(kChunk, offset_ - at), off_t(at));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail_errno(ExitCode::failure, n < 0 ? errno : EIO, "image {}: read back {}", image_, name_);
+		hash(buf.get(), size_t(n));
+		at += uint64_t(n);
+	}
+	return {};
+}
+
+Status BlobWriter::restart()
+{
+	if (ftruncate(fd_.get(), 0) != 0 || lseek(fd_.get(), 0, SEEK_SET) != 0)
+		return fail_errno(ExitCode::failure, errno, "image {}: empty {}", image_, name_);
+	XXH3_64bits_reset(hash_);
+	offset_ = 0;
 	return {};
 }
 
@@ -122,7 +167,7 @@ ImageDir::~ImageDir()
 Result<std::unique_ptr<BlobWriter>> ImageDir::open_blob(const std::string& name)
 {
 	std::string path = tmp_ + "/" + name;
-	int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);  // read back by rehash()
 	if (fd < 0)
 		return fail_sys(errno, "create {}", path);
 	return std::make_unique<BlobWriter>(dest_, name, UniqueFd(fd));

@@ -29,6 +29,13 @@ public:
 	Status write_unhashed(const void* data, size_t len);
 	// Pads with zeros up to the next multiple of `align` (page blobs keep every run page-aligned).
 	Status pad_to(uint64_t align);
+	// Writes over bytes already written (at < offset()). The running checksum no longer matches: rehash() before
+	// finish().
+	Status rewrite(uint64_t at, const void* data, size_t len);
+	// Reads the whole blob back and checksums it anew.
+	Status rehash();
+	// Empties the blob, to be written again from the start.
+	Status restart();
 	uint64_t offset() const { return offset_; }
 	const std::string& name() const { return name_; }
 	int fd() const { return fd_.get(); }

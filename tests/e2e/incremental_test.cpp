@@ -239,6 +239,17 @@ TEST_F(Incremental, LeaveRunningWithUnmapsAndFrozenCopyAreOneMomentToo)
 	expect_one_moment(tmp_ / "frozen", {"--mem-mib", "128", "--churn"}, {"--frozen-copy"});
 }
 
+// A full -R --track-mem dump copies the memory before the freeze, after resetting the marks, and reads again while
+// frozen what was written since: with every page rewritten all the time that is all of it (256 MiB: more than the
+// staging holds, so it is written over the copy while frozen). With a thread that maps and unmaps, the layout at
+// the freeze differs from the copy's and the memory is copied again while frozen. Either way the image is one
+// moment.
+TEST_F(Incremental, TrackedFullDumpCopiedBeforeTheFreezeIsOneMoment)
+{
+	expect_one_moment(tmp_ / "sweep", {"--mem-mib", "256"}, {"--track-mem"});
+	expect_one_moment(tmp_ / "churn", {"--mem-mib", "128", "--churn"}, {"--track-mem"});
+}
+
 // A chain of increments of a writer that rewrites all of its memory all the time: the marks are reset before the
 // freeze and only read while frozen, so pages written between that reset and the freeze, and between the freeze and
 // the next reset, must reach the right image. Every link of the chain, restored, is one moment. (48 MiB: each

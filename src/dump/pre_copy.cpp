@@ -1,0 +1,207 @@
+#include "dump/pre_copy.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/address_ranges.h"
+#include "dump/pagemap_scan.h"
+#include "dump/ptrace_freezer.h"
+
+namespace bpfckpt::dump {
+
+namespace {
+
+// The tracker a previous --track-mem left, or a new one made by thread tid, which stops only for the injected
+// userfaultfd(). nullopt when tid cannot be stopped (it exited).
+Result<std::optional<MemTracker>> arm(const TrackedProcess& who, pid_t tid, uint64_t syscall_addr)
+{
+	if (auto existing = BCK_TRY(MemTracker::attach(who)))
+		return existing;
+	PtraceFreezer one;
+	if (!BCK_TRY(one.seize(tid)))
+		return std::nullopt;
+	return std::optional<MemTracker>(BCK_TRY(MemTracker::create(who, tid, syscall_addr)));
+}
+
+// Registers the trackable vmas and clears their marks: from here on every write to them shows.
+Status reset_marks(MemTracker& tracker, int pagemap, const std::vector<image::Vma>& vmas)
+{
+	for (const image::Vma& v : vmas)
+		if (trackable(v) && BCK_TRY(tracker.track(v.start, v.end)))
+			BCK_TRY(tracker.take_written(pagemap, v.start, v.end));
+	return {};
+}
+
+bool same_range(const image::Vma& a, const image::Vma& b)
+{
+	return a.start == b.start && a.end == b.end && a.kind == b.kind && a.shared == b.shared;
+}
+
+// Whether the frozen plan is the copied one: the same pages, in vmas of the same ranges.
+bool same_layout(const PreCopied& pc, const std::vector<PagePiece>& now, const std::vector<image::Vma>& vmas)
+{
+	if (now.size() != pc.pieces.size())
+		return false;
+	for (size_t i = 0; i < now.size(); i++) {
+		const PagePiece &a = now[i], &b = pc.pieces[i];
+		if (a.start != b.start || a.end != b.end || !same_range(vmas[a.vma], pc.vmas[b.vma]))
+			return false;
+	}
+	return true;
+}
+
+// Where addr's page was copied to in the blob; addr lies in one of v's runs.
+uint64_t blob_offset_of(const image::Vma& v, uint64_t addr)
+{
+	for (const image::PageRun& r : v.pages)
+		if (addr >= r.start && addr < r.start + r.npages * image::kPageSize)
+			return r.blob_offset + (addr - r.start);
+	return UINT64_MAX;
+}
+
+// What of one piece changed since the reset: its written pages, or all of it when the tracker cannot tell.
+Result<AddressRanges> changed_in(MemTracker& tracker, int pagemap, const image::Vma& v, const PagePiece& piece)
+{
+	AddressRanges whole{{piece.start, piece.end}};
+	if (!trackable(v))
+		return whole;  // a private file mapping: no marks
+	auto marks = BCK_TRY(tracker.read_marks(pagemap, piece.start, piece.end));
+	if (!marks)
+		return whole;  // no longer registered (mremap'd there and back)
+	return intersect(intersect(marks->written, marks->present), whole);
+}
+
+}  // namespace
+
+Result<bool> PreCopy::add(const TrackedProcess& who, pid_t tid, uint64_t syscall_addr, std::vector<image::Vma> vmas,
+			  std::unique_ptr<image::BlobWriter> blob, CopyBuffers& bufs, MemoryStats& stats)
+{
+	std::optional<MemTracker> tracker = BCK_TRY(arm(who, tid, syscall_addr));
+	if (!tracker)
+		return false;
+	BCK_CHECK(tracker->forget_last_image());  // its marks are reset below: no image is their parent any more
+	UniqueFd pagemap = BCK_TRY(open_pagemap(who.pid));
+	BCK_CHECK(reset_marks(*tracker, pagemap.get(), vmas));
+	// Planned after the reset: a page that appears after this shows as a different layout at the freeze.
+	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(who.pid, vmas, stats));
+	BCK_CHECK(copy_private_pages(who.pid, vmas, pieces, *blob, bufs, stats, nullptr));
+	copied_.emplace(who.pid, PreCopied{who, std::move(*tracker), std::move(vmas), std::move(pieces), std::move(blob)});
+	return true;
+}
+
+Result<uint64_t> PreCopy::written_bytes()
+{
+	uint64_t n = 0;
+	for (auto& [pid, pc] : copied_) {
+		auto pagemap = open_pagemap(pid);
+		if (!pagemap)
+			continue;  // it exited: the freeze says so
+		for (const image::Vma& v : pc.vmas) {
+			if (!trackable(v))
+				continue;
+			if (auto marks = BCK_TRY(pc.tracker.read_marks(pagemap->get(), v.start, v.end)))
+				for (auto [s, e] : marks->written)
+					n += e - s;
+		}
+	}
+	return n;
+}
+
+std::optional<PreCopied> PreCopy::take(pid_t pid)
+{
+	auto it = copied_.find(pid);
+	if (it == copied_.end())
+		return std::nullopt;
+	std::optional<PreCopied> pc(std::move(it->second));
+	copied_.erase(it);
+	return pc;
+}
+
+Result<std::optional<std::vector<PageRewrite>>> pages_changed_since(PreCopied& pc, image::Process& p)
+{
+	if (pc.who.start_time != p.start_time || pc.who.mm_key != p.mm_key)
+		return std::nullopt;  // it exec'd: another address space
+	MemoryStats rescan;  // the copy counted these pages
+	std::vector<PagePiece> now = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, rescan));
+	if (!same_layout(pc, now, p.vmas))
+		return std::nullopt;
+	for (image::Vma& v : p.vmas)
+		for (const image::Vma& was : pc.vmas)
+			if (same_range(v, was))
+				v.pages = was.pages;
+	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
+	std::vector<PageRewrite> out;
+	for (const PagePiece& piece : now) {
+		const image::Vma& v = p.vmas[piece.vma];
+		for (auto [s, e] : BCK_TRY(changed_in(pc.tracker, pagemap.get(), v, piece))) {
+			uint64_t at = blob_offset_of(v, s);
+			if (at == UINT64_MAX)
+				return fail(ExitCode::failure, "pid {}: page {:x} was copied but has no place in the blob", p.pid, s);
+			out.push_back({PagePiece{piece.vma, s, e}, at});
+		}
+	}
+	return out;
+}
+
+uint64_t rewrite_bytes(const std::vector<PageRewrite>& rewrites)
+{
+	uint64_t n = 0;
+	for (const PageRewrite& r : rewrites)
+		n += r.piece.end - r.piece.start;
+	return n;
+}
+
+Status read_rewrites(pid_t pid, const std::vector<image::Vma>& vmas, const std::vector<PageRewrite>& rewrites,
+		     char* dst)
+{
+	std::vector<PagePiece> pieces;
+	pieces.reserve(rewrites.size());
+	for (const PageRewrite& r : rewrites)
+		pieces.push_back(r.piece);
+	return read_private_pages(pid, vmas, pieces, dst);
+}
+
+Status write_rewrites(image::BlobWriter& blob, const std::vector<PageRewrite>& rewrites, const char* src)
+{
+	for (const PageRewrite& r : rewrites) {
+		uint64_t len = r.piece.end - r.piece.start;
+		BCK_CHECK(blob.rewrite(r.blob_offset, src, len));
+		src += len;
+	}
+	return {};
+}
+
+Status rewrite_through(pid_t pid, const std::vector<image::Vma>& vmas, const std::vector<PageRewrite>& rewrites,
+		       image::BlobWriter& blob, char* buf, size_t size)
+{
+	std::vector<PageRewrite> batch;
+	uint64_t held = 0;
+	auto flush = [&]() -> Status {
+		BCK_CHECK(read_rewrites(pid, vmas, batch, buf));
+		BCK_CHECK(write_rewrites(blob, batch, buf));
+		batch.clear();
+		held = 0;
+		return {};
+	};
+	for (const PageRewrite& r : rewrites) {
+		for (uint64_t at = r.piece.start; at < r.piece.end;) {
+			uint64_t len = std::min<uint64_t>(r.piece.end - at, size - held);
+			batch.push_back({PagePiece{r.piece.vma, at, at + len}, r.blob_offset + (at - r.piece.start)});
+			held += len;
+			at += len;
+			if (held == size)
+				BCK_CHECK(flush());
+		}
+	}
+	return batch.empty() ? Status{} : flush();
+}
+
+void PreCopy::discard(const std::string& dir)
+{
+	for (auto& [pid, pc] : copied_)
+		::unlink((dir + "/" + pc.blob->name()).c_str());
+	copied_.clear();
+}
+
+}  // namespace bpfckpt::dump
