@@ -373,16 +373,22 @@ int dump_task(struct bpf_iter__task *ctx)
 	bpf_seq_write(seq, r, sizeof(*r));
 	emit_sigactions(seq, task);
 	emit_posix_timers(seq, task);
-	if (task->mm) {
-		/* a direct walk, not BPF_CORE_READ: bpf_d_path needs a pointer the verifier trusts */
-		struct file *exe = task->mm->exe_file;
+	/*
+	 * Direct walks, not BPF_CORE_READ: bpf_d_path needs pointers the verifier trusts. Each pointer is loaded once:
+	 * the verifier looks each such load up in the kernel's BTF by name, a linear search that is much of the load.
+	 */
+	struct mm_struct *mm = task->mm;
+	struct fs_struct *fs = task->fs;
+
+	if (mm) {
+		struct file *exe = mm->exe_file;
 
 		if (exe)
 			emit_path(seq, &exe->f_path, BCK_PATH_EXE);
 	}
-	if (task->fs) {
-		emit_path(seq, &task->fs->pwd, BCK_PATH_CWD);
-		emit_path(seq, &task->fs->root, BCK_PATH_ROOT);
+	if (fs) {
+		emit_path(seq, &fs->pwd, BCK_PATH_CWD);
+		emit_path(seq, &fs->root, BCK_PATH_ROOT);
 	}
 	return 0;
 }
