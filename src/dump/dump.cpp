@@ -563,12 +563,15 @@ bool Dumper::pre_copies() const
 Status Dumper::pre_copy(const std::vector<RawTask>& tasks)
 {
 	for (Running& r : BCK_TRY(big_running(tasks))) {
+		BCK_CHECK(interrupts_.check());
 		pid_t pid = pid_t(r.leader->rec.tgid);
+		log::Progress progress(fmt::format("copy pid {} before the freeze", pid));
 		auto blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", pid)));
 		std::string path = dir_.temp_path() + "/" + blob->name();
 		TrackedProcess who{pid, r.leader->rec.start_time, mm_key_of(r.leader->rec)};
 		MemoryStats scratch;  // counted if the copy is kept
-		auto added = pre_.add(who, pid, r.syscall_addr, std::move(r.vmas), std::move(blob), bufs_, scratch);
+		auto added = pre_.add(who, pid, r.syscall_addr, std::move(r.vmas), std::move(blob), bufs_, scratch,
+				      opt_.progress ? &progress : nullptr);
 		if (!added || !*added)
 			::unlink(path.c_str());
 		if (!added && ::kill(pid, 0) != 0 && errno == ESRCH)

@@ -75,7 +75,8 @@ Result<AddressRanges> changed_in(MemTracker& tracker, int pagemap, const image::
 }  // namespace
 
 Result<bool> PreCopy::add(const TrackedProcess& who, pid_t tid, uint64_t syscall_addr, std::vector<image::Vma> vmas,
-			  std::unique_ptr<image::BlobWriter> blob, CopyBuffers& bufs, MemoryStats& stats)
+			  std::unique_ptr<image::BlobWriter> blob, CopyBuffers& bufs, MemoryStats& stats,
+			  log::Progress* progress)
 {
 	std::optional<MemTracker> tracker = BCK_TRY(arm(who, tid, syscall_addr));
 	if (!tracker)
@@ -85,7 +86,7 @@ Result<bool> PreCopy::add(const TrackedProcess& who, pid_t tid, uint64_t syscall
 	BCK_CHECK(reset_marks(*tracker, pagemap.get(), vmas));
 	// Planned after the reset: a page that appears after this shows as a different layout at the freeze.
 	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(who.pid, vmas, stats));
-	BCK_CHECK(copy_private_pages(who.pid, vmas, pieces, *blob, bufs, stats, nullptr));
+	BCK_CHECK(copy_private_pages(who.pid, vmas, pieces, *blob, bufs, stats, progress));
 	copied_.emplace(who.pid, PreCopied{who, std::move(*tracker), std::move(vmas), std::move(pieces), std::move(blob)});
 	return true;
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/log.h"
 #include "common/result.h"
 #include "dump/memory.h"
 #include "dump/track.h"
@@ -56,7 +57,8 @@ public:
 	// reused); then the trackable vmas are registered and their marks reset, and every private page is copied
 	// into `blob`. false when pid cannot be armed (it exited): the frozen dump takes care of it.
 	Result<bool> add(const TrackedProcess& who, pid_t tid, uint64_t syscall_addr, std::vector<image::Vma> vmas,
-			 std::unique_ptr<image::BlobWriter> blob, CopyBuffers& bufs, MemoryStats& stats);
+			 std::unique_ptr<image::BlobWriter> blob, CopyBuffers& bufs, MemoryStats& stats,
+			 log::Progress* progress);
 	// How many bytes the copied processes wrote since their reset, so far: about what the freeze will read again.
 	Result<uint64_t> written_bytes();
 	// What was copied of pid, if anything.
