@@ -347,8 +347,12 @@ std::vector<size_t> root_indexes(const image::Image& img)
 	for (size_t i = 0; i < img.processes.size(); i++)
 		if (!pids.count(img.processes[i].ppid) || img.processes[i].ppid == img.processes[i].pid)
 			roots.push_back(i);
-	std::stable_partition(roots.begin(), roots.end(),
-			      [&](size_t i) { return img.processes[i].pid == img.target.pid; });
+	// The target's root first, the others in image order (one pid: a rotate, not libstdc++'s stable_partition,
+	// whose temporary buffer clang warns about under C++23).
+	auto target = std::find_if(roots.begin(), roots.end(),
+				   [&](size_t i) { return img.processes[i].pid == img.target.pid; });
+	if (target != roots.end())
+		std::rotate(roots.begin(), target, target + 1);
 	return roots;
 }
 
