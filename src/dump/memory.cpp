@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "bpfckpt/compat.h"
@@ -312,7 +313,11 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 	std::vector<PagePiece> pieces = split(planned);
 	uint64_t total = total_bytes(pieces);
 	BCK_CHECK(bufs.reserve(total));
-	ChunkWriter writer(blob, stats);
+	// A single chunk is written here: a writer thread costs more to start (50-100 us) than it would overlap, and a
+	// dump of 100 small processes started 100 of them.
+	std::optional<ChunkWriter> writer;
+	if (total > bufs.size())
+		writer.emplace(blob, stats);
 	int cur = 0;
 	uint64_t done = 0;
 	for (size_t i = 0; i < pieces.size();) {
@@ -328,7 +333,8 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 		// Checksummed here, while the writer thread still writes the previous chunk: hashing in the writer
 		// made it the bottleneck with the SSE2 hash, and was no faster with the AVX-512 one.
 		blob.hash(dst, bytes);
-		BCK_CHECK(writer.wait());
+		if (writer)
+			BCK_CHECK(writer->wait());
 		// The previous chunk is fully written, so the blob's offset is where this chunk will start.
 		uint64_t at = blob.offset();
 		for (size_t k = i; k < i + n; k++) {
@@ -336,7 +342,13 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 			add_run(vmas[pieces[k].vma], pieces[k].start, len, at);
 			at += len;
 		}
-		BCK_CHECK(writer.submit(dst, bytes));
+		if (writer) {
+			BCK_CHECK(writer->submit(dst, bytes));
+		} else {
+			double t0 = now_s();
+			BCK_CHECK(blob.write_unhashed(dst, bytes));
+			stats.memwrite_s += now_s() - t0;
+		}
 		done += bytes;
 		stats.pages_written += bytes / kPageSize;
 		if (progress)
@@ -344,7 +356,7 @@ Status copy_private_pages(pid_t pid, std::vector<image::Vma>& vmas, const std::v
 		i += n;
 		cur ^= 1;
 	}
-	return writer.wait();
+	return writer ? writer->wait() : Status{};
 }
 
 Status read_private_pages(pid_t pid, const std::vector<image::Vma>& vmas, const std::vector<PagePiece>& pieces,

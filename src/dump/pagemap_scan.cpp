@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -21,8 +22,10 @@ Result<UniqueFd> open_pagemap(pid_t pid)
 int pagemap_scan(int pagemap, uint64_t start, uint64_t end, const ScanQuery& q,
 		 const std::function<void(const page_region&)>& each)
 {
-	constexpr size_t kRegions = 4096;  // page_region entries per call
-	std::vector<page_region> regions(kRegions);
+	// page_region entries per call: no more than the range has pages (a region is at least one). A dump of 100
+	// small processes scans thousands of vmas, and clearing 4096 entries (96 KiB) for each was 6% of its time.
+	constexpr uint64_t kRegions = 4096;
+	std::vector<page_region> regions(std::clamp<uint64_t>((end - start) / 4096, 1, kRegions));
 	for (uint64_t at = start; at < end;) {
 		pm_scan_arg arg{};
 		arg.size = sizeof(arg);
