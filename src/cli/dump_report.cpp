@@ -30,7 +30,8 @@ void add_dump_options(CLI::App& cmd, dump::DumpOptions& opt, ReportFlags& flags)
 		       "since (an incremental image; restore follows the chain)");
 	cmd.add_flag("--frozen-copy", flags.frozen_copy,
 		     "with -R: copy all memory while the processes are stopped (default: write-protect it, let them "
-		     "run, and copy it while they run, each page before its first write)");
+		     "run, and copy it while they run, each page before its first write; with --track-mem: copy it "
+		     "before stopping them, then read again only what they wrote meanwhile)");
 	cmd.add_flag("--stats", flags.stats, "print timings and page counts (CRIU's names, microseconds)");
 	cmd.add_flag("--json", flags.json, "print the summary (and --stats) as JSON");
 	cmd.add_flag("--no-fsync", flags.no_fsync, "do not fsync the image (faster; not crash-safe)");
