@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "bpfckpt/records.h"
+#include "common/address_ranges.h"
 #include "restore/files.h"
 #include "restore/shim/plan.h"
 
@@ -75,8 +76,6 @@ Result<std::vector<OwnMap>> own_maps()
 	return out;
 }
 
-bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
-
 bool is_special(const OwnMap& m) { return m.name == "[vdso]" || m.name == "[vvar]" || m.name == "[vvar_vclock]"; }
 
 // This kernel's vdso and vvar pages, moved as one unit to where the image had them: only possible when the image
@@ -97,6 +96,24 @@ Result<std::vector<shim_move>> special_moves(const image::Process& p, const std:
 		moves.push_back({m.start, saved->start, m.end - m.start});
 	}
 	return moves;
+}
+
+// What the shim unmaps: all of our address space from our lowest mapping to our highest, but the shim itself and the
+// vdso/vvar (moved later). Spans, holes included, not one munmap per mapping: each munmap ends in a TLB flush, a
+// flush costs every vCPU of these VMs tens of microseconds, and a restorer has dozens of mappings.
+AddressRanges unmap_spans(const std::vector<OwnMap>& own, const ShimPlacement& where)
+{
+	AddressRanges keep{{where.start, where.start + where.len}};
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (const OwnMap& m : own) {
+		if (m.name == "[vsyscall]")
+			continue;  // above the user address space: not ours to unmap
+		if (is_special(m))
+			keep = unite(keep, {{m.start, m.end}});
+		lo = std::min(lo, m.start);
+		hi = std::max(hi, m.end);
+	}
+	return lo < hi ? subtract({{lo, hi}}, keep) : AddressRanges{};
 }
 
 // glibc registered an rseq area in our TLS; the kernel would keep writing to it after the shim unmaps it.
@@ -276,12 +293,10 @@ Status enter_shim(const image::Process& p, const ShimInputs& in, const ShimPlace
 	auto* ranges = reinterpret_cast<shim_range*>(reinterpret_cast<char*>(plan) + off);
 	auto* moves = reinterpret_cast<shim_move*>(ranges + 512);
 	auto own = BCK_TRY(own_maps());
-	for (const OwnMap& m : own) {
-		if (is_special(m) || m.name == "[vsyscall]" || overlaps(m.start, m.end - m.start, where.start, where.len))
-			continue;
+	for (auto [start, end] : unmap_spans(own, where)) {
 		if (plan->nr_unmap == 512)
 			return fail(ExitCode::failure, "pid {}: more than 512 restorer mappings", p.pid);
-		ranges[plan->nr_unmap++] = {m.start, m.end - m.start};
+		ranges[plan->nr_unmap++] = {start, end - start};
 	}
 	plan->unmap_off = off;
 	plan->moves_off = off + 512 * sizeof(shim_range);
