@@ -773,6 +773,10 @@ Status Dumper::run(DumpStats& st)
 	expected += expected / 4;
 	BCK_CHECK(opt_.leave_running ? staging_.reserve(std::min(expected, kStagedMax)) : bufs_.reserve(expected));
 
+	// Not while frozen: /proc/cpuinfo alone takes ~0.2 ms to read and parse here.
+	img_.id = BCK_TRY(random_id());
+	img_.host = host_info();
+
 	double t_freeze = now_s();
 	BCK_CHECK(freeze(list));
 	double t_frozen = now_s();
@@ -846,8 +850,6 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 
 	img_.tool_version = BPFCKPT_VERSION;
 	img_.created = utc_now();
-	img_.id = BCK_TRY(random_id());
-	img_.host = host_info();
 	img_.target = cg_ ? image::Target{"cgroup", 0, cg_->path, opt_.leave_running}
 			  : image::Target{"pid_tree", uint32_t(opt_.pid), "", opt_.leave_running};
 	for (const RawTask* leader : leaders_in_tree_order(all)) {
