@@ -127,10 +127,14 @@ Result<std::optional<std::vector<PageRewrite>>> pages_changed_since(PreCopied& p
 	std::vector<PagePiece> now = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, rescan));
 	if (!same_layout(pc, now, p.vmas))
 		return std::nullopt;
-	for (image::Vma& v : p.vmas)
-		for (const image::Vma& was : pc.vmas)
-			if (same_range(v, was))
-				v.pages = was.pages;
+	// Both lists are in address order: one walk, not a search per vma (this runs while frozen).
+	auto was = pc.vmas.begin();
+	for (image::Vma& v : p.vmas) {
+		while (was != pc.vmas.end() && was->start < v.start)
+			++was;
+		if (was != pc.vmas.end() && same_range(v, *was))
+			v.pages = was->pages;
+	}
 	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
 	std::vector<PageRewrite> out;
 	for (const PagePiece& piece : now) {
