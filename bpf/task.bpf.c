@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* iter/task: one bck_task per target thread; the leader's is followed by its sigactions, posix timers and paths. */
-#include "common.bpf.h"
+#include "path_walk.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -373,22 +373,14 @@ int dump_task(struct bpf_iter__task *ctx)
 	bpf_seq_write(seq, r, sizeof(*r));
 	emit_sigactions(seq, task);
 	emit_posix_timers(seq, task);
-	/*
-	 * Direct walks, not BPF_CORE_READ: bpf_d_path needs pointers the verifier trusts. Each pointer is loaded once:
-	 * the verifier looks each such load up in the kernel's BTF by name, a linear search that is much of the load.
-	 */
-	struct mm_struct *mm = task->mm;
-	struct fs_struct *fs = task->fs;
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
 
-	if (mm) {
-		struct file *exe = mm->exe_file;
-
-		if (exe)
-			emit_path(seq, &exe->f_path, BCK_PATH_EXE);
-	}
+	if (exe)
+		emit_file_path(seq, exe, BCK_PATH_EXE);
 	if (fs) {
-		emit_path(seq, &fs->pwd, BCK_PATH_CWD);
-		emit_path(seq, &fs->root, BCK_PATH_ROOT);
+		emit_walked_path(seq, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), BCK_PATH_CWD);
+		emit_walked_path(seq, BPF_CORE_READ(fs, root.mnt), BPF_CORE_READ(fs, root.dentry), BCK_PATH_ROOT);
 	}
 	return 0;
 }

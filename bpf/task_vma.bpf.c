@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* iter/task_vma: one bck_vma per mapping of each target process, followed by its file's path if it has one. */
-#include "common.bpf.h"
+#include "path_walk.bpf.h"
 
 /*
  * _install_special_mapping() VMAs ([vdso], [vvar], [vvar_vclock], [uprobes]) have no file, vm_ops set and
@@ -70,7 +70,7 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 
 	if (!task || !vma || !is_frozen_target(task))
 		return 0;
-	file = vma->vm_file;
+	file = BPF_CORE_READ(vma, vm_file);
 	r.hdr.kind = BCK_REC_VMA;
 	r.hdr.size = sizeof(r);
 	r.tgid = task->tgid;
@@ -95,6 +95,6 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 		r.flags |= BCK_VMA_F_PATH_CACHED;
 	bpf_seq_write(seq, &r, sizeof(r));
 	if (file && !(r.flags & BCK_VMA_F_PATH_CACHED))
-		emit_path(seq, &file->f_path, BCK_PATH_VMA);
+		emit_file_path(seq, file, BCK_PATH_VMA);
 	return 0;
 }
