@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -182,6 +183,55 @@ TEST(RestoreState, CapabilityBoundingAndAmbientSets)
 	uint64_t dropped = (1ull << 13) | (1ull << 22) | (1ull << 27);  // CAP_NET_RAW, CAP_SYS_BOOT, CAP_MKNOD
 	EXPECT_EQ(creds.at("cap_bset").get<uint64_t>() & dropped, 0u);
 	EXPECT_EQ(thread_creds(pid), before) << "ids, groups and capabilities of every thread";
+	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
+}
+
+// exe, cwd, root and the paths of mapped files, built in BPF by walking dentries and mounts: the cwd is on a tmpfs
+// mounted below /tmp (a mount crossing), a file is mapped from there, and a memfd and MAP_SHARED anonymous memory
+// are mapped (pseudo files, named by their filesystem). The image must name them as /proc does, and the restored
+// process must find its cwd and the bytes of every mapping again.
+TEST(RestoreState, PathsOfMappedFilesAndCwdAcrossMounts)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	TmpfsMount mnt("size=4m");
+	ASSERT_TRUE(mnt.ok()) << mnt.error();
+	fs::create_directories(mnt.path() / "sub");
+	Workload wl;
+	ASSERT_TRUE(wl.start("mapped_paths", {"--dir", (mnt.path() / "sub").string()})) << wl.error();
+	const json ready = wl.ready();
+	pid_t pid = wl.pid();
+	std::string self = "/proc/" + std::to_string(pid);
+	auto maps = read_maps(pid);
+	std::string exe = fs::read_symlink(self + "/exe").string(), cwd = fs::read_symlink(self + "/cwd").string();
+	std::string root = fs::read_symlink(self + "/root").string();
+	ASSERT_EQ(cwd, ready.at("cwd").get<std::string>());
+
+	RestoreRun rr;
+	Restored tree;
+	json index;
+	ASSERT_TRUE(dump_kill_restore(wl, tmp / "img", rr, tree, index));
+	const json& p = only_process(index);
+	EXPECT_EQ(p.at("exe").get<std::string>(), exe);
+	EXPECT_EQ(p.at("cwd").get<std::string>(), cwd);
+	EXPECT_EQ(p.at("root").get<std::string>(), root);
+	std::map<uint64_t, std::string> image_paths;
+	for (const json& v : p.at("vmas"))
+		image_paths[v.at("start").get<uint64_t>()] = v.at("path").get<std::string>();
+	size_t compared = 0;
+	for (const MapsEntry& m : maps) {
+		if (m.path == "[vsyscall]")
+			continue;
+		ASSERT_TRUE(image_paths.count(m.start)) << "vma " << std::hex << m.start << " " << m.path;
+		EXPECT_EQ(image_paths[m.start], m.path) << "vma " << std::hex << m.start;
+		compared++;
+	}
+	EXPECT_EQ(compared, image_paths.size());
+	EXPECT_EQ(image_paths[ready.at("file_addr").get<uint64_t>()], cwd + "/data");
+	EXPECT_EQ(image_paths[ready.at("memfd_addr").get<uint64_t>()], "/memfd:wl-mapped-paths (deleted)");
+	EXPECT_EQ(image_paths[ready.at("shm_addr").get<uint64_t>()], "/dev/zero (deleted)");
+
+	EXPECT_EQ(fs::read_symlink(self + "/cwd").string(), cwd) << "the restored process's cwd";
 	EXPECT_EQ(verify_restored(rr, tree, pid), "PASS");
 }
 
