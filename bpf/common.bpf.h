@@ -19,6 +19,8 @@ char LICENSE[] SEC("license") __weak = "Dual BSD/GPL";
 __u32 filter_mode __weak;      /* enum bck_filter_mode */
 __u32 filter_tgid __weak;      /* BCK_FILTER_DESCENDANTS */
 __u64 filter_cgroup_id __weak; /* BCK_FILTER_CGROUP */
+/* Bumped by the collector before each run: the path caches (task_paths, vma_paths) hold entries of older runs. */
+__u64 run __weak;
 
 /*
  * BCK_FILTER_TGID_SET: the frozen tasks' tgids. 32768 is pid_max's default and this machine's. Not preallocated:
@@ -79,11 +81,6 @@ static __always_inline void emit_path(struct seq_file *seq, const struct path *p
 	buf->hdr.tag = tag;
 	buf->hdr.size = size;
 	bpf_seq_write(seq, buf, size);
-}
-
-static __always_inline __u64 inode_mtime_sec(struct inode *inode)
-{
-	return BPF_CORE_READ(inode, i_mtime_sec);
 }
 
 #endif

@@ -254,6 +254,37 @@ static __always_inline void emit_walked_path(struct seq_file *seq, struct vfsmou
 	bpf_seq_write(seq, b, size);
 }
 
+/*
+ * Task paths (exe, cwd, root) emitted in this run, by identity: most tasks share theirs with many others, and
+ * each walk costs about a microsecond. The value is the tid that emitted it: when the kernel runs the program again
+ * for the same task (its output did not fit the read buffer), that task emits it again.
+ */
+struct path_seen_by {
+	__u64 run;
+	__u32 tid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 4096);
+	__type(key, struct bck_path_id);
+	__type(value, struct path_seen_by);
+} task_paths SEC(".maps") __weak;
+
+/* Emits the path of id unless another task already did in this run. A full map just means emitting again. */
+static __always_inline void emit_task_path(struct seq_file *seq, const struct bck_path_id *id, __u32 tid, __u16 tag)
+{
+	struct path_seen_by *seen = bpf_map_lookup_elem(&task_paths, id);
+	struct path_seen_by now = {run, tid, 0};
+
+	if (!id->dentry || (seen && seen->run == run && seen->tid != tid))
+		return;
+	bpf_map_update_elem(&task_paths, id, &now, BPF_ANY);
+	emit_walked_path(seq, (struct vfsmount *)id->mnt, (struct dentry *)id->dentry, tag);
+}
+
 /* The path of an open file reached through kernel structures (not an iterator's own file). */
 static __always_inline void emit_file_path(struct seq_file *seq, struct file *file, __u16 tag)
 {

@@ -111,70 +111,70 @@ static __always_inline void fill_groups(struct bck_task *r, const struct cred *c
 
 static __always_inline void fill_creds(struct bck_task *r, struct task_struct *task)
 {
-	const struct cred *c = BPF_CORE_READ(task, cred);
+	const struct cred *c = task->cred;
 
-	r->uid = BPF_CORE_READ(c, uid.val);
-	r->euid = BPF_CORE_READ(c, euid.val);
-	r->suid = BPF_CORE_READ(c, suid.val);
-	r->fsuid = BPF_CORE_READ(c, fsuid.val);
-	r->gid = BPF_CORE_READ(c, gid.val);
-	r->egid = BPF_CORE_READ(c, egid.val);
-	r->sgid = BPF_CORE_READ(c, sgid.val);
-	r->fsgid = BPF_CORE_READ(c, fsgid.val);
-	r->securebits = BPF_CORE_READ(c, securebits);
-	r->cap_inheritable = BPF_CORE_READ(c, cap_inheritable.val);
-	r->cap_permitted = BPF_CORE_READ(c, cap_permitted.val);
-	r->cap_effective = BPF_CORE_READ(c, cap_effective.val);
-	r->cap_bset = BPF_CORE_READ(c, cap_bset.val);
-	r->cap_ambient = BPF_CORE_READ(c, cap_ambient.val);
+	r->uid = c->uid.val;
+	r->euid = c->euid.val;
+	r->suid = c->suid.val;
+	r->fsuid = c->fsuid.val;
+	r->gid = c->gid.val;
+	r->egid = c->egid.val;
+	r->sgid = c->sgid.val;
+	r->fsgid = c->fsgid.val;
+	r->securebits = c->securebits;
+	r->cap_inheritable = c->cap_inheritable.val;
+	r->cap_permitted = c->cap_permitted.val;
+	r->cap_effective = c->cap_effective.val;
+	r->cap_bset = c->cap_bset.val;
+	r->cap_ambient = c->cap_ambient.val;
 	fill_groups(r, c);
 }
 
 static __always_inline void fill_signals(struct bck_task *r, struct task_struct *task)
 {
-	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct signal_struct *sig = task->signal;
 
-	r->blocked = BPF_CORE_READ(task, blocked.sig[0]);
-	r->pending = BPF_CORE_READ(task, pending.signal.sig[0]);
-	r->shared_pending = BPF_CORE_READ(sig, shared_pending.signal.sig[0]);
-	r->sas_ss_sp = BPF_CORE_READ(task, sas_ss_sp);
-	r->sas_ss_size = BPF_CORE_READ(task, sas_ss_size);
-	r->sas_ss_flags = BPF_CORE_READ(task, sas_ss_flags);
-	r->pgid = pid_nr(BPF_CORE_READ(sig, pids[PIDTYPE_PGID]));
-	r->sid = pid_nr(BPF_CORE_READ(sig, pids[PIDTYPE_SID]));
-	r->nr_threads = BPF_CORE_READ(sig, nr_threads);
+	r->blocked = task->blocked.sig[0];
+	r->pending = task->pending.signal.sig[0];
+	r->shared_pending = sig->shared_pending.signal.sig[0];
+	r->sas_ss_sp = task->sas_ss_sp;
+	r->sas_ss_size = task->sas_ss_size;
+	r->sas_ss_flags = task->sas_ss_flags;
+	r->pgid = pid_nr(sig->pids[PIDTYPE_PGID]);
+	r->sid = pid_nr(sig->pids[PIDTYPE_SID]);
+	r->nr_threads = sig->nr_threads;
 	bpf_probe_read_kernel(r->rlim, sizeof(r->rlim), &sig->rlim);
 
-	r->it_real_incr = BPF_CORE_READ(sig, it_real_incr);
-	r->it_real_expires = BPF_CORE_READ(sig, real_timer.node.expires);
-	r->it_real_armed = BPF_CORE_READ(sig, real_timer.state) & HRTIMER_STATE_ENQUEUED;
-	r->it_prof_expires = BPF_CORE_READ(sig, it[0].expires);
-	r->it_prof_incr = BPF_CORE_READ(sig, it[0].incr);
-	r->it_virt_expires = BPF_CORE_READ(sig, it[1].expires);
-	r->it_virt_incr = BPF_CORE_READ(sig, it[1].incr);
+	r->it_real_incr = sig->it_real_incr;
+	r->it_real_expires = sig->real_timer.node.expires;
+	r->it_real_armed = sig->real_timer.state & HRTIMER_STATE_ENQUEUED;
+	r->it_prof_expires = sig->it[0].expires;
+	r->it_prof_incr = sig->it[0].incr;
+	r->it_virt_expires = sig->it[1].expires;
+	r->it_virt_incr = sig->it[1].incr;
 }
 
 static __always_inline void fill_mm(struct bck_task *r, struct task_struct *task)
 {
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	struct mm_struct *mm = task->mm;
 
 	r->mm_id = (__u64)mm;
 	if (!mm)
 		return;
 	r->flags |= BCK_TASK_F_HAS_MM;
-	r->start_code = BPF_CORE_READ(mm, start_code);
-	r->end_code = BPF_CORE_READ(mm, end_code);
-	r->start_data = BPF_CORE_READ(mm, start_data);
-	r->end_data = BPF_CORE_READ(mm, end_data);
-	r->start_brk = BPF_CORE_READ(mm, start_brk);
-	r->brk = BPF_CORE_READ(mm, brk);
-	r->start_stack = BPF_CORE_READ(mm, start_stack);
-	r->arg_start = BPF_CORE_READ(mm, arg_start);
-	r->arg_end = BPF_CORE_READ(mm, arg_end);
-	r->env_start = BPF_CORE_READ(mm, env_start);
-	r->env_end = BPF_CORE_READ(mm, env_end);
-	r->vdso = (__u64)BPF_CORE_READ(mm, context.vdso);
-	r->map_count = BPF_CORE_READ(mm, map_count);
+	r->start_code = mm->start_code;
+	r->end_code = mm->end_code;
+	r->start_data = mm->start_data;
+	r->end_data = mm->end_data;
+	r->start_brk = mm->start_brk;
+	r->brk = mm->brk;
+	r->start_stack = mm->start_stack;
+	r->arg_start = mm->arg_start;
+	r->arg_end = mm->arg_end;
+	r->env_start = mm->env_start;
+	r->env_end = mm->env_end;
+	r->vdso = (__u64)mm->context.vdso;
+	r->map_count = mm->map_count;
 	bpf_probe_read_kernel(r->auxv, sizeof(r->auxv), &mm->saved_auxv);
 }
 
@@ -329,25 +329,25 @@ int dump_task(struct bpf_iter__task *ctx)
 	r->flags = leader ? BCK_TASK_F_LEADER : 0;
 	if (task->flags & 0x00200000 /* PF_KTHREAD */)
 		r->flags |= BCK_TASK_F_KTHREAD;
-	if (BPF_CORE_READ(task, ptrace))
+	if (task->ptrace)
 		r->flags |= BCK_TASK_F_PTRACED;
-	r->state = BPF_CORE_READ(task, __state);
-	r->exit_state = BPF_CORE_READ(task, exit_state);
-	r->exit_code = BPF_CORE_READ(task, exit_code);
-	r->personality = BPF_CORE_READ(task, personality);
-	r->seccomp_mode = BPF_CORE_READ(task, seccomp.mode);
-	r->policy = BPF_CORE_READ(task, policy);
-	r->static_prio = BPF_CORE_READ(task, static_prio);
-	r->rt_priority = BPF_CORE_READ(task, rt_priority);
+	r->state = task->__state;
+	r->exit_state = task->exit_state;
+	r->exit_code = task->exit_code;
+	r->personality = task->personality;
+	r->seccomp_mode = task->seccomp.mode;
+	r->policy = task->policy;
+	r->static_prio = task->static_prio;
+	r->rt_priority = task->rt_priority;
 	bpf_probe_read_kernel(r->comm, sizeof(r->comm), task->comm);
-	r->start_time = BPF_CORE_READ(task, start_time);
+	r->start_time = task->start_time;
 	r->files_id = (__u64)BPF_CORE_READ(task, files);
 	r->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	r->clear_child_tid = (__u64)BPF_CORE_READ(task, clear_child_tid);
 	r->robust_list = (__u64)BPF_CORE_READ(task, robust_list);
 	r->rseq = (__u64)BPF_CORE_READ(task, rseq);
-	r->rseq_len = BPF_CORE_READ(task, rseq_len);
-	r->rseq_sig = BPF_CORE_READ(task, rseq_sig);
+	r->rseq_len = task->rseq_len;
+	r->rseq_sig = task->rseq_sig;
 	r->umask = BPF_CORE_READ(task, fs, umask);
 	{
 		/* cpumask_t is NR_CPUS bits here, possibly fewer than the record holds: never read past it */
@@ -367,20 +367,27 @@ int dump_task(struct bpf_iter__task *ctx)
 	}
 
 	/* The leader carries what the thread group shares; the counts tell the reader what follows. */
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+
+	if (exe) {
+		r->exe_path.mnt = (__u64)BPF_CORE_READ(exe, f_path.mnt);
+		r->exe_path.dentry = (__u64)BPF_CORE_READ(exe, f_path.dentry);
+	}
+	if (fs) {
+		r->cwd_path.mnt = (__u64)BPF_CORE_READ(fs, pwd.mnt);
+		r->cwd_path.dentry = (__u64)BPF_CORE_READ(fs, pwd.dentry);
+		r->root_path.mnt = (__u64)BPF_CORE_READ(fs, root.mnt);
+		r->root_path.dentry = (__u64)BPF_CORE_READ(fs, root.dentry);
+	}
 	r->posix_timers_total = count_posix_timers(task);
 	r->nr_posix_timers = r->posix_timers_total < BCK_MAX_POSIX_TIMERS ? r->posix_timers_total
 									   : BCK_MAX_POSIX_TIMERS;
 	bpf_seq_write(seq, r, sizeof(*r));
 	emit_sigactions(seq, task);
 	emit_posix_timers(seq, task);
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-
-	if (exe)
-		emit_file_path(seq, exe, BCK_PATH_EXE);
-	if (fs) {
-		emit_walked_path(seq, BPF_CORE_READ(fs, pwd.mnt), BPF_CORE_READ(fs, pwd.dentry), BCK_PATH_CWD);
-		emit_walked_path(seq, BPF_CORE_READ(fs, root.mnt), BPF_CORE_READ(fs, root.dentry), BCK_PATH_ROOT);
-	}
+	emit_task_path(seq, &r->exe_path, r->tid, BCK_PATH_EXE);
+	emit_task_path(seq, &r->cwd_path, r->tid, BCK_PATH_CWD);
+	emit_task_path(seq, &r->root_path, r->tid, BCK_PATH_ROOT);
 	return 0;
 }

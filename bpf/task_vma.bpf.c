@@ -31,7 +31,6 @@ static __always_inline void fill_special(struct bck_vma *r, struct vm_area_struc
  * A plain hash, not preallocated (an LRU map must be, which cost ~3 ms of each load): keys are the mapped files a
  * process has seen, and when it is full an update fails and the path is simply emitted again.
  */
-__u64 run;
 
 struct path_seen {
 	__u64 run;
@@ -70,29 +69,34 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 
 	if (!task || !vma || !is_frozen_target(task))
 		return 0;
-	file = BPF_CORE_READ(vma, vm_file);
+	/*
+	 * Direct loads, not BPF_CORE_READ: a load through a pointer the verifier does not trust is still allowed (it
+	 * becomes a load that cannot fault), and it costs a few ns where each bpf_probe_read_kernel call costs tens;
+	 * with 23000 VMAs per 1000 processes that was a third of this iterator's time.
+	 */
+	file = vma->vm_file;
 	r.hdr.kind = BCK_REC_VMA;
 	r.hdr.size = sizeof(r);
 	r.tgid = task->tgid;
 	r.start = vma->vm_start;
 	r.end = vma->vm_end;
-	r.vm_flags = BPF_CORE_READ(vma, vm_flags);
+	r.vm_flags = vma->vm_flags;
 	r.pgoff = vma->vm_pgoff;
 	r.file_id = (__u64)file;
 	if (file) {
-		struct inode *inode = BPF_CORE_READ(file, f_inode);
+		struct inode *inode = file->f_inode;
 
-		r.ino = BPF_CORE_READ(inode, i_ino);
-		r.file_size = BPF_CORE_READ(inode, i_size);
-		r.dev = BPF_CORE_READ(inode, i_sb, s_dev);
-		r.i_mode = BPF_CORE_READ(inode, i_mode);
-		r.mtime_sec = inode_mtime_sec(inode);
-		r.mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+		r.ino = inode->i_ino;
+		r.file_size = inode->i_size;
+		r.dev = inode->i_sb->s_dev;
+		r.i_mode = inode->i_mode;
+		r.mtime_sec = inode->i_mtime_sec;
+		r.mtime_nsec = inode->i_mtime_nsec;
+		if (path_already_emitted(&r, (__u64)inode))
+			r.flags |= BCK_VMA_F_PATH_CACHED;
 	} else {
 		fill_special(&r, vma);
 	}
-	if (file && path_already_emitted(&r, (__u64)BPF_CORE_READ(file, f_inode)))
-		r.flags |= BCK_VMA_F_PATH_CACHED;
 	bpf_seq_write(seq, &r, sizeof(r));
 	if (file && !(r.flags & BCK_VMA_F_PATH_CACHED))
 		emit_file_path(seq, file, BCK_PATH_VMA);

@@ -61,6 +61,15 @@ enum bck_filter_mode {
 #define BCK_TASK_F_HAS_MM     (1u << 2)
 #define BCK_TASK_F_PTRACED    (1u << 3)
 
+/*
+ * Where a path is: the kernel addresses of its {vfsmount, dentry}, an identity only. Leaders that share one (the
+ * same cwd, root or executable) get its BCK_REC_PATH once per run; the reader copies it to the others.
+ */
+struct bck_path_id {
+	__u64 mnt;
+	__u64 dentry;
+};
+
 struct bck_task {
 	struct bck_hdr hdr;
 	__u32 tid;
@@ -126,6 +135,9 @@ struct bck_task {
 	__u64 it_virt_expires, it_virt_incr;
 	__u32 nr_posix_timers;    /* how many follow as BCK_REC_POSIX_TIMER (capped) */
 	__u32 posix_timers_total; /* how many the process has */
+
+	/* leaders: a zero id means no such path (no mm, no fs) */
+	struct bck_path_id exe_path, cwd_path, root_path;
 
 	__u64 cpus_mask[BCK_CPUMASK_WORDS];
 	struct {

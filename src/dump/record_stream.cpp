@@ -2,6 +2,7 @@
 // programs, but a size that does not add up is still an error, never an out-of-bounds read.
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "dump/collector.h"
 
@@ -68,6 +69,37 @@ Status attach_task_path(RawTask& t, uint16_t tag, std::string path)
 	return fail(ExitCode::failure, "iterator stream: task path with tag {}", tag);
 }
 
+// A path the iterator emitted once per run for every task that shares it (records.h, bck_path_id) is given to
+// each of them here. An identity names one path whatever it is to a task (the cwd of one, the root of another).
+Status share_task_paths(std::vector<RawTask>& tasks)
+{
+	using Key = std::pair<uint64_t, uint64_t>;
+	std::map<Key, const std::string*> emitted;
+	auto each_path = [](RawTask& t, auto&& f) -> Status {
+		BCK_CHECK(f(t.rec.exe_path, t.exe, t.exe_seen));
+		BCK_CHECK(f(t.rec.cwd_path, t.cwd, t.cwd_seen));
+		return f(t.rec.root_path, t.root, t.root_seen);
+	};
+	for (RawTask& t : tasks)
+		BCK_CHECK(each_path(t, [&](const bck_path_id& id, std::string& path, bool seen) -> Status {
+			if (seen && id.dentry)
+				emitted.emplace(Key{id.mnt, id.dentry}, &path);
+			return {};
+		}));
+	for (RawTask& t : tasks)
+		BCK_CHECK(each_path(t, [&](const bck_path_id& id, std::string& path, bool& seen) -> Status {
+			if (seen || !id.dentry)
+				return {};
+			auto it = emitted.find(Key{id.mnt, id.dentry});
+			if (it == emitted.end())
+				return fail(ExitCode::failure, "iterator stream: task {} refers to a path not emitted", t.rec.tid);
+			path = *it->second;
+			seen = true;
+			return {};
+		}));
+	return {};
+}
+
 }  // namespace
 
 Result<std::vector<RawTask>> parse_task_stream(const std::string& bytes)
@@ -100,6 +132,7 @@ Result<std::vector<RawTask>> parse_task_stream(const std::string& bytes)
 			return fail(ExitCode::failure, "iterator stream: unexpected record kind {} in task stream", h->kind);
 		}
 	}
+	BCK_CHECK(share_task_paths(out));
 	return out;
 }
 
