@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "common/address_ranges.h"
 #include "dump/pagemap_scan.h"
@@ -86,7 +87,15 @@ Result<bool> PreCopy::add(const TrackedProcess& who, pid_t tid, uint64_t syscall
 	BCK_CHECK(reset_marks(*tracker, pagemap.get(), vmas));
 	// Planned after the reset: a page that appears after this shows as a different layout at the freeze.
 	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(who.pid, vmas, stats));
-	BCK_CHECK(copy_private_pages(who.pid, vmas, pieces, *blob, bufs, stats, progress));
+	if (Status copied = copy_private_pages(who.pid, vmas, pieces, *blob, bufs, stats, progress); !copied) {
+		// It runs: a mapping the plan listed can be unmapped or replaced under the copy, and reading it then
+		// fails (EIO from /proc/PID/mem, EFAULT from process_vm_readv). The freeze copies this process instead.
+		int err = copied.error().err;
+		if (err != EIO && err != EFAULT && err != ENOMEM)
+			return std::unexpected(copied.error());
+		log::debug("pid {}: {}: copied while frozen instead", who.pid, copied.error().describe());
+		return false;
+	}
 	copied_.emplace(who.pid, PreCopied{who, std::move(*tracker), std::move(vmas), std::move(pieces), std::move(blob)});
 	return true;
 }
