@@ -443,7 +443,7 @@ Status Dumper::dump_pages(image::Process& p)
 	if (std::optional<PreCopied> pc = pre_.take(pid_t(p.pid))) {
 		if (auto rewrites = BCK_TRY(pages_changed_since(*pc, p)))
 			return keep_pre_copy(p, std::move(*pc), std::move(*rewrites));
-		log::debug("pid {}: its pages changed place since the copy before the freeze: copied again", p.pid);
+		log::debug("pid {}: it exec'd since the copy before the freeze: copied again", p.pid);
 		if (pc->who.mm_key == p.mm_key && pc->who.start_time == p.start_time)
 			inc_.adopt(pid_t(p.pid), std::move(pc->tracker));  // else stale: it ends with pc
 		BCK_CHECK(pc->blob->restart());
@@ -598,7 +598,7 @@ Status Dumper::keep_pre_copy(image::Process& p, PreCopied pc, std::vector<PageRe
 		BCK_CHECK(bufs_.reserve(bytes));
 		BCK_CHECK(rewrite_through(pid_t(p.pid), p.vmas, rewrites, *kept.blob, bufs_.get(0), bufs_.size()));
 	}
-	mem_.pages_written += total_bytes(pc.pieces) / image::kPageSize;
+	mem_.pages_written += kept.blob->offset() / image::kPageSize;
 	inc_.keep_armed(pid_t(p.pid), std::move(pc.tracker));
 	pre_copied_.push_back(std::move(kept));
 	return inc_.after_pages(p);

@@ -39,28 +39,6 @@ bool same_range(const image::Vma& a, const image::Vma& b)
 	return a.start == b.start && a.end == b.end && a.kind == b.kind && a.shared == b.shared;
 }
 
-// Whether the frozen plan is the copied one: the same pages, in vmas of the same ranges.
-bool same_layout(const PreCopied& pc, const std::vector<PagePiece>& now, const std::vector<image::Vma>& vmas)
-{
-	if (now.size() != pc.pieces.size())
-		return false;
-	for (size_t i = 0; i < now.size(); i++) {
-		const PagePiece &a = now[i], &b = pc.pieces[i];
-		if (a.start != b.start || a.end != b.end || !same_range(vmas[a.vma], pc.vmas[b.vma]))
-			return false;
-	}
-	return true;
-}
-
-// Where addr's page was copied to in the blob; addr lies in one of v's runs.
-uint64_t blob_offset_of(const image::Vma& v, uint64_t addr)
-{
-	for (const image::PageRun& r : v.pages)
-		if (addr >= r.start && addr < r.start + r.npages * image::kPageSize)
-			return r.blob_offset + (addr - r.start);
-	return UINT64_MAX;
-}
-
 // What of one piece changed since the reset: its written pages, or all of it when the tracker cannot tell.
 Result<AddressRanges> changed_in(MemTracker& tracker, int pagemap, const image::Vma& v, const PagePiece& piece)
 {
@@ -85,7 +63,7 @@ Result<bool> PreCopy::add(const TrackedProcess& who, pid_t tid, uint64_t syscall
 	BCK_CHECK(tracker->forget_last_image());  // its marks are reset below: no image is their parent any more
 	UniqueFd pagemap = BCK_TRY(open_pagemap(who.pid));
 	BCK_CHECK(reset_marks(*tracker, pagemap.get(), vmas));
-	// Planned after the reset: a page that appears after this shows as a different layout at the freeze.
+	// Planned after the reset: a page that appears after this is not in the copy, and the freeze reads it.
 	std::vector<PagePiece> pieces = BCK_TRY(plan_private_pages(who.pid, vmas, stats));
 	if (Status copied = copy_private_pages(who.pid, vmas, pieces, *blob, bufs, stats, progress); !copied) {
 		// It runs: a mapping the plan listed can be unmapped or replaced under the copy, and reading it then
@@ -96,7 +74,7 @@ Result<bool> PreCopy::add(const TrackedProcess& who, pid_t tid, uint64_t syscall
 		log::debug("pid {}: {}: copied while frozen instead", who.pid, copied.error().describe());
 		return false;
 	}
-	copied_.emplace(who.pid, PreCopied{who, std::move(*tracker), std::move(vmas), std::move(pieces), std::move(blob)});
+	copied_.emplace(who.pid, PreCopied{who, std::move(*tracker), std::move(vmas), std::move(blob)});
 	return true;
 }
 
@@ -128,33 +106,73 @@ std::optional<PreCopied> PreCopy::take(pid_t pid)
 	return pc;
 }
 
+namespace {
+
+// Places one frozen piece against the copy: the parts the copy holds keep their blob places and are read again
+// where `changed` says; the parts it does not hold (pages that appeared since) get new places at the blob's end
+// (`tail`) and are read whole. Appends the piece's runs to `runs`, in address order.
+void place_piece(const PagePiece& piece, const std::vector<image::PageRun>& copied, const AddressRanges& changed,
+		 uint64_t& tail, std::vector<image::PageRun>& runs, std::vector<PageRewrite>& out)
+{
+	auto add_run = [&](uint64_t s, uint64_t e, uint64_t at) {
+		runs.push_back({s, (e - s) / image::kPageSize, at});
+	};
+	auto fresh = [&](uint64_t s, uint64_t e) {
+		add_run(s, e, tail);
+		out.push_back({PagePiece{piece.vma, s, e}, tail});
+		tail += e - s;
+	};
+	uint64_t at = piece.start;
+	for (const image::PageRun& r : copied) {
+		uint64_t rs = r.start, re = r.start + r.npages * image::kPageSize;
+		if (re <= at)
+			continue;
+		if (rs >= piece.end)
+			break;
+		if (rs > at)
+			fresh(at, rs);
+		uint64_t s = std::max(at, rs), e = std::min(piece.end, re);
+		add_run(s, e, r.blob_offset + (s - rs));
+		for (auto [cs, ce] : intersect(changed, AddressRanges{{s, e}}))
+			out.push_back({PagePiece{piece.vma, cs, ce}, r.blob_offset + (cs - rs)});
+		at = e;
+	}
+	if (at < piece.end)
+		fresh(at, piece.end);
+}
+
+}  // namespace
+
 Result<std::optional<std::vector<PageRewrite>>> pages_changed_since(PreCopied& pc, image::Process& p)
 {
 	if (pc.who.start_time != p.start_time || pc.who.mm_key != p.mm_key)
 		return std::nullopt;  // it exec'd: another address space
 	MemoryStats rescan;  // the copy counted these pages
 	std::vector<PagePiece> now = BCK_TRY(plan_private_pages(pid_t(p.pid), p.vmas, rescan));
-	if (!same_layout(pc, now, p.vmas))
-		return std::nullopt;
-	// Both lists are in address order: one walk, not a search per vma (this runs while frozen).
+	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
+	static const std::vector<image::PageRun> none;
+	std::vector<PageRewrite> out;
+	uint64_t tail = pc.blob->offset();
+	// Both vma lists and the pieces are in address order: one walk, not a search per vma (this runs while frozen).
 	auto was = pc.vmas.begin();
-	for (image::Vma& v : p.vmas) {
+	size_t i = 0;
+	for (size_t vi = 0; vi < p.vmas.size(); vi++) {
+		image::Vma& v = p.vmas[vi];
 		while (was != pc.vmas.end() && was->start < v.start)
 			++was;
-		if (was != pc.vmas.end() && same_range(v, *was))
-			v.pages = was->pages;
-	}
-	UniqueFd pagemap = BCK_TRY(open_pagemap(pid_t(p.pid)));
-	std::vector<PageRewrite> out;
-	for (const PagePiece& piece : now) {
-		const image::Vma& v = p.vmas[piece.vma];
-		for (auto [s, e] : BCK_TRY(changed_in(pc.tracker, pagemap.get(), v, piece))) {
-			uint64_t at = blob_offset_of(v, s);
-			if (at == UINT64_MAX)
-				return fail(ExitCode::failure, "pid {}: page {:x} was copied but has no place in the blob", p.pid, s);
-			out.push_back({PagePiece{piece.vma, s, e}, at});
+		// A vma that came, or whose range changed, since the copy has nothing there to keep.
+		bool kept = was != pc.vmas.end() && same_range(v, *was);
+		const std::vector<image::PageRun>& copied = kept ? was->pages : none;
+		std::vector<image::PageRun> runs;
+		for (; i < now.size() && now[i].vma == vi; i++) {
+			AddressRanges changed = BCK_TRY(changed_in(pc.tracker, pagemap.get(), v, now[i]));
+			place_piece(now[i], copied, changed, tail, runs, out);
 		}
+		if (!runs.empty() || kept)
+			v.pages = std::move(runs);  // pages the copy holds but the process no longer has are left out
 	}
+	// Pages copied but gone now stay in the blob unreferenced; the new ones are written past its end.
+	BCK_CHECK(pc.blob->extend_to(tail));
 	return out;
 }
 

@@ -5,8 +5,8 @@
 // blob's checksum is then taken again. The image is the memory at the freeze, as a frozen copy would have made it,
 // but the freeze lasts what reading the marks and the changed pages takes. The marks are left set: the next
 // increment saves those pages again, which is what a write between the freeze and its reset would need anyway.
-// A process whose pages are no longer laid out as they were copied (a mapping came, went or grew, a page was
-// populated or dropped) is copied again while frozen.
+// Pages that appeared since the copy (a stack grew a page, a mapping came) are read while frozen too and placed at
+// the blob's end; pages copied but gone since are left out of the page runs.
 #pragma once
 
 #include <sys/types.h>
@@ -31,7 +31,6 @@ struct PreCopied {
 	TrackedProcess who;
 	MemTracker tracker;                    // armed and reset before the copy
 	std::vector<image::Vma> vmas;          // as they were; the copied ones have their page runs in blob
-	std::vector<PagePiece> pieces;         // what was copied, in blob order
 	std::unique_ptr<image::BlobWriter> blob;
 };
 
@@ -70,9 +69,9 @@ private:
 	std::map<pid_t, PreCopied> copied_;
 };
 
-// While frozen: when p is still the process and address space `pc` copied, with its private pages laid out as they
-// were copied, p's vmas get the copy's page runs and the pages to read again are returned (written since the
-// reset, or in a vma the tracker cannot see); nullopt otherwise.
+// While frozen: when p is still the process and address space `pc` copied, p's vmas get their page runs (the copy's
+// places for the pages it holds, new places past the blob's end for the others) and the pages to read again are
+// returned: written since the reset, in a vma the tracker cannot see, or new. nullopt when p exec'd.
 Result<std::optional<std::vector<PageRewrite>>> pages_changed_since(PreCopied& pc, image::Process& p);
 
 }  // namespace bpfckpt::dump

@@ -70,6 +70,16 @@ Status BlobWriter::rewrite(uint64_t at, const void* data, size_t len)
 	return {};
 }
 
+Status BlobWriter::extend_to(uint64_t end)
+{
+	if (end <= offset_)
+		return {};
+	if (ftruncate(fd_.get(), off_t(end)) != 0)
+		return fail_errno(exit_for_errno(errno), errno, "image {}: extend {} to {} bytes", image_, name_, end);
+	offset_ = end;
+	return {};
+}
+
 Status BlobWriter::rehash()
 {
 	constexpr size_t kChunk = size_t(8) << 20;

@@ -32,6 +32,9 @@ public:
 	// Writes over bytes already written (at < offset()). The running checksum no longer matches: rehash() before
 	// finish().
 	Status rewrite(uint64_t at, const void* data, size_t len);
+	// Makes the blob `end` bytes long (when it is shorter), for rewrite() to fill: bytes past what was written
+	// read as zeros until then.
+	Status extend_to(uint64_t end);
 	// Reads the whole blob back and checksums it anew.
 	Status rehash();
 	// Empties the blob, to be written again from the start.

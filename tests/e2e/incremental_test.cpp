@@ -242,8 +242,8 @@ TEST_F(Incremental, LeaveRunningWithUnmapsAndFrozenCopyAreOneMomentToo)
 // A full -R --track-mem dump copies the memory before the freeze, after resetting the marks, and reads again while
 // frozen what was written since: with every page rewritten all the time that is all of it (256 MiB: more than the
 // staging holds, so it is written over the copy while frozen). With a thread that maps and unmaps, the layout at
-// the freeze differs from the copy's and the memory is copied again while frozen. Either way the image is one
-// moment.
+// the freeze differs from the copy's: the pages that came since are read while frozen and placed at the blob's end,
+// those that went are left out. Either way the image is one moment.
 TEST_F(Incremental, TrackedFullDumpCopiedBeforeTheFreezeIsOneMoment)
 {
 	expect_one_moment(tmp_ / "sweep", {"--mem-mib", "256"}, {"--track-mem"});
