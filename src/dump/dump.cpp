@@ -880,7 +880,9 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 	if (shmem_blob_)
 		img_.blobs.push_back(shmem_blob_->finish());
 	img_.files = files_.files;
-	BCK_TRY(add_file_digests(img_));  // while every process still holds its files
+	// Opened while every process still holds its files; read and hashed once the tree is no longer stopped for it.
+	FileDigests digests;
+	BCK_CHECK(digests.open(img_));
 	BCK_CHECK(check_still_alive(freezer_));
 	BCK_CHECK(interrupts_.check());
 
@@ -892,6 +894,7 @@ Status Dumper::dump_frozen(DumpStats& st, double t_frozen, const std::map<pid_t,
 		BCK_CHECK(write_pre_copied());
 		BCK_CHECK(copy_after_thaw());
 	}
+	BCK_TRY(digests.fill(img_));
 	st.memdump_time = now_s() - t_mem;
 	st.memwrite_time = mem_.memwrite_s;
 	st.pages_scanned = mem_.pages_scanned;

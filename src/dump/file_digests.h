@@ -4,13 +4,31 @@
 // cannot give the digest of another file; and each distinct (dev, ino) is digested once per dump.
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <utility>
+
+#include "common/fd.h"
 #include "common/result.h"
 #include "image/model.h"
 
 namespace bpfckpt::dump {
 
-// Fills Vma::digest and File::digest. Runs while the tree is frozen: every process still holds its files.
-// Returns the seconds it took.
-Result<double> add_file_digests(image::Image& img);
+class FileDigests {
+public:
+	// While the tree is frozen, when every process still holds its files: opens each distinct file once. Cheap
+	// (an open per file), so that reading and hashing them, up to 1 GiB a file, can wait for the thaw.
+	Status open(const image::Image& img);
+	// Digests what open() opened (the same files, whatever the processes did since) and fills Vma::digest and
+	// File::digest. Returns the seconds it took.
+	Result<double> fill(image::Image& img);
+
+private:
+	using Key = std::pair<uint64_t, uint64_t>;  // (dev, ino)
+	Status open_one(const std::string& handle, const std::string& name, uint64_t dev, uint64_t ino);
+
+	std::map<Key, UniqueFd> opened_;
+	std::map<Key, std::string> names_;
+};
 
 }  // namespace bpfckpt::dump
