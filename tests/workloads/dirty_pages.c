@@ -5,6 +5,8 @@
 // 2 ms, each time with new content derived from a generation number it then bumps.
 // SIGUSR2: pauses the writer between two rounds, records the checksum of the whole memory and prints
 // `PAUSED <xxh3> <generation>`: an image taken now must bring back exactly that.
+// SIGURG, while paused: drops the hot pages (MADV_DONTNEED, so they read as zeros), records the checksum again and
+// prints `DROPPED <xxh3>`.
 // SIGHUP: execs itself again (same pid, new address space, a new READY line).
 // SIGUSR1: verifies the memory (paused: the whole memory against the recorded checksum; running: every page but
 // the hot ones against the checksum at start), resumes the writer and checks that it advances; prints `PASS` or
@@ -139,6 +141,7 @@ int main(int argc, char** argv)
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGURG);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	pthread_t t;
 	if (pthread_create(&t, NULL, writer, NULL) != 0)
@@ -157,6 +160,16 @@ int main(int argc, char** argv)
 		}
 		if (sig == SIGUSR1)
 			break;
+		if (sig == SIGURG && atomic_load(&paused)) {
+			// Written since the last image and dropped now: an increment must record them as zeros.
+			for (int i = 0; i < nhot; i++)
+				if (madvise(mem + hot[i] * PAGE, PAGE, MADV_DONTNEED) != 0)
+					die("madvise");
+			paused_sum = checksum(0);
+			printf("DROPPED %016" PRIx64 "\n", paused_sum);
+			fflush(stdout);
+			continue;
+		}
 		if (sig != SIGUSR2)
 			continue;
 		pthread_mutex_lock(&round_lock);
