@@ -23,15 +23,16 @@ __u64 filter_cgroup_id __weak; /* BCK_FILTER_CGROUP */
 __u64 run __weak;
 
 /*
- * BCK_FILTER_TGID_SET: the frozen tasks' tgids. 32768 is pid_max's default and this machine's. Not preallocated:
- * creating 32768 elements up front cost ~3 ms of every dump's load, for the few a dump uses.
+ * BCK_FILTER_TGID_SET: the frozen tasks' tgids, as a bitmap: bit tgid % 64 of word tgid / 64. An array, so the
+ * verifier inlines each lookup (this filter runs for every VMA and fd of every task in the system) and filling it is
+ * one batch write of the words, with nothing to allocate. max_entries is pid_max / 64, set by the collector before
+ * the load (bck_iters_load); 512 words is pid_max 32768.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 32768);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u64);
 } targets SEC(".maps") __weak;
 
 /* One page-plus of scratch per CPU for records with a path: bigger than the 512-byte BPF stack allows. */
@@ -53,8 +54,10 @@ struct {
 static __always_inline bool is_frozen_target(struct task_struct *task)
 {
 	__u32 tgid = task->tgid;
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&targets, &word);
 
-	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	return bits && (*bits >> (tgid % 64)) & 1;
 }
 
 /*

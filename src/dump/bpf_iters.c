@@ -9,21 +9,31 @@ struct bck_iters {
 	struct bpfckpt_iters *skel;
 };
 
-struct bck_iters *bck_iters_load(void)
+struct bck_iters *bck_iters_load(uint32_t target_words)
 {
 	struct bck_iters *it = calloc(1, sizeof(*it));
+	int err;
 
 	if (!it)
 		return NULL;
-	it->skel = bpfckpt_iters__open_and_load();
+	it->skel = bpfckpt_iters__open();
 	if (!it->skel) {
-		int e = errno ? errno : EINVAL;
-
-		free(it);
-		errno = e;
-		return NULL;
+		err = errno ? errno : EINVAL;
+		goto fail;
+	}
+	/* the light skeleton's loader takes a non-zero max_entries as given */
+	it->skel->maps.targets.max_entries = target_words;
+	err = bpfckpt_iters__load(it->skel);
+	if (err) {
+		err = err < 0 ? -err : EINVAL;
+		bpfckpt_iters__destroy(it->skel);
+		goto fail;
 	}
 	return it;
+fail:
+	free(it);
+	errno = err;
+	return NULL;
 }
 
 void bck_iters_destroy(struct bck_iters *it)

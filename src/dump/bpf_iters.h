@@ -16,8 +16,8 @@ enum bck_iter_prog { BCK_ITER_TASK = 0, BCK_ITER_FILE = 1, BCK_ITER_VMA = 2 };
 
 struct bck_iters;
 
-/* NULL with errno set on failure. */
-struct bck_iters *bck_iters_load(void);
+/* NULL with errno set on failure. target_words: the targets bitmap's size in 64-bit words (pid_max / 64). */
+struct bck_iters *bck_iters_load(uint32_t target_words);
 void bck_iters_destroy(struct bck_iters *it);
 int bck_iters_prog_fd(const struct bck_iters *it, enum bck_iter_prog prog);
 int bck_iters_targets_fd(const struct bck_iters *it);
