@@ -87,9 +87,9 @@ Result<std::unique_ptr<Collector>> Collector::open()
 	auto impl = std::make_unique<Impl>();
 	uint32_t words = BCK_TRY(target_words());
 	impl->iters = bck_iters_load(words);
-	impl->targets.assign(words, 0);
 	if (!impl->iters)
 		return fail_sys(errno, "load the BPF iterators");
+	impl->targets.assign(words, 0);
 	impl->task_link = BCK_TRY(attach(bck_iters_prog_fd(impl->iters, BCK_ITER_TASK), "task"));
 	impl->file_link = BCK_TRY(attach(bck_iters_prog_fd(impl->iters, BCK_ITER_FILE), "task_file"));
 	impl->vma_link = BCK_TRY(attach(bck_iters_prog_fd(impl->iters, BCK_ITER_VMA), "task_vma"));
@@ -116,7 +116,7 @@ Status Collector::set_targets(const std::vector<pid_t>& tgids)
 			return fail(ExitCode::failure, "pid {}: above pid_max when the BPF iterators were loaded", tgid);
 		bits[size_t(tgid) / 64] |= uint64_t(1) << (tgid % 64);
 	}
-	// Only the words that change, in one syscall: a handful for a tree, a few hundred for a thousand processes.
+	// Only the words that change, in one syscall: one per 64 neighbouring pids.
 	std::vector<uint32_t> keys;
 	std::vector<uint64_t> values;
 	for (size_t w = 0; w < bits.size(); w++)
