@@ -100,7 +100,8 @@ protected:
 // A --track-mem dump, then two incremental ones: each holds only the pages written since (a few, not 65536);
 // the last, restored after the workload is killed, brings back every page of the moment it was taken. Before it the
 // hot pages, written since the first increment, are dropped: they must come back as zeros, not as the parent's
-// (the workload's checksum has read them since, so they are mapped to the zero page: saved as zeros, not zero runs).
+// (the workload's checksum has read them since, so they are mapped to the zero page: saved as zeros, not zero runs);
+// and a second mapping is unmapped: it must not come back from the parents.
 TEST_F(Incremental, ChainHoldsOnlyWrittenPagesAndRestoresExactly)
 {
 	Workload wl;
@@ -144,6 +145,10 @@ TEST_F(Incremental, ChainHoldsOnlyWrittenPagesAndRestoresExactly)
 	auto i2 = read_index(inc2);
 	ASSERT_TRUE(i2);
 	EXPECT_LT(own_pages(*i2), 400u);
+	uint64_t extra = wl.ready().at("extra_addr").get<uint64_t>();
+	for (const auto& v : i2->at("processes").at(0).at("vmas"))
+		EXPECT_FALSE(v.at("start").get<uint64_t>() <= extra && extra < v.at("end").get<uint64_t>())
+		    << "the unmapped mapping at " << std::hex << extra << " is still in the increment";
 	EXPECT_FALSE(tracked(pid)) << "a dump without --track-mem must end the tracking";
 	ASSERT_TRUE(wl.exited(5s));
 	wl.kill_all();

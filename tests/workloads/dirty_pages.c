@@ -5,8 +5,9 @@
 // 2 ms, each time with new content derived from a generation number it then bumps.
 // SIGUSR2: pauses the writer between two rounds, records the checksum of the whole memory and prints
 // `PAUSED <xxh3> <generation>`: an image taken now must bring back exactly that.
-// SIGURG, while paused: drops the hot pages (MADV_DONTNEED, so they read as zeros), records the checksum again and
-// prints `DROPPED <xxh3>`.
+// A second, 1 MiB mapping holds a fixed pattern. SIGURG, while paused: drops the hot pages (MADV_DONTNEED, so they
+// read as zeros), unmaps the second mapping, records the checksum again and prints `DROPPED <xxh3>`. SIGUSR1 also
+// checks the second mapping: its pattern, or that it is still unmapped.
 // SIGHUP: execs itself again (same pid, new address space, a new READY line).
 // SIGUSR1: verifies the memory (paused: the whole memory against the recorded checksum; running: every page but
 // the hot ones against the checksum at start), resumes the writer and checks that it advances; prints `PASS` or
@@ -94,9 +95,33 @@ static void* writer(void* arg)
 	return NULL;
 }
 
+// A second mapping, 1 MiB of a known pattern, that SIGURG unmaps: NULL once it is gone.
+enum { kExtraSize = 1 << 20 };
+static unsigned char* extra;
+static unsigned char* extra_was;
+
+static int extra_intact(void)
+{
+	for (size_t i = 0; i < kExtraSize; i++)
+		if (extra[i] != (unsigned char)(i * 7 + 3))
+			return 0;
+	return 1;
+}
+
+// An unmapped range makes mincore fail with ENOMEM.
+static int extra_unmapped(void)
+{
+	unsigned char vec[kExtraSize / PAGE];
+	return mincore(extra_was, kExtraSize, vec) != 0 && errno == ENOMEM;
+}
+
 static int verify(uint64_t base_sum, char* why, size_t len)
 {
 	int was_paused = atomic_load(&paused);
+	if (extra && !extra_intact())
+		return snprintf(why, len, "the extra mapping changed"), 0;
+	if (!extra && !extra_unmapped())
+		return snprintf(why, len, "the extra mapping, unmapped, is mapped again"), 0;
 	if (was_paused && checksum(0) != paused_sum)
 		return snprintf(why, len, "memory differs from the paused moment"), 0;
 	if (!was_paused && checksum(1) != base_sum)
@@ -131,6 +156,12 @@ int main(int argc, char** argv)
 		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
 		memcpy(mem + off, &s, 8);
 	}
+	extra = mmap(NULL, kExtraSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (extra == MAP_FAILED)
+		die("mmap extra");
+	for (size_t i = 0; i < kExtraSize; i++)
+		extra[i] = (unsigned char)(i * 7 + 3);
+	extra_was = extra;
 	size_t pages = mem_size / PAGE;
 	for (int i = 0; i < nhot; i++)
 		hot[i] = (pages / nhot) * i + 7;
@@ -150,7 +181,8 @@ int main(int argc, char** argv)
 	       (uint64_t)(uintptr_t)mem, mem_size);
 	for (int i = 0; i < nhot; i++)
 		printf("%s%zu", i ? "," : "", hot[i]);
-	printf("],\"mem_xxh3\":\"%016" PRIx64 "\"}\n", sum);
+	printf("],\"mem_xxh3\":\"%016" PRIx64 "\",\"extra_addr\":%" PRIu64 ",\"extra_size\":%d}\n", sum,
+	       (uint64_t)(uintptr_t)extra, kExtraSize);
 	fflush(stdout);
 	for (;;) {
 		int sig = sigwaitinfo(&set, NULL);
@@ -161,10 +193,14 @@ int main(int argc, char** argv)
 		if (sig == SIGUSR1)
 			break;
 		if (sig == SIGURG && atomic_load(&paused)) {
-			// Written since the last image and dropped now: an increment must record them as zeros.
+			// Written since the last image and dropped now: an increment must record them as zeros. And a
+			// tracked mapping unmapped: an increment must not bring it back from the parent.
 			for (int i = 0; i < nhot; i++)
 				if (madvise(mem + hot[i] * PAGE, PAGE, MADV_DONTNEED) != 0)
 					die("madvise");
+			if (extra && munmap(extra, kExtraSize) != 0)
+				die("munmap extra");
+			extra = NULL;
 			paused_sum = checksum(0);
 			printf("DROPPED %016" PRIx64 "\n", paused_sum);
 			fflush(stdout);
