@@ -348,7 +348,9 @@ int dump_task(struct bpf_iter__task *ctx)
 	r->rseq = (__u64)BPF_CORE_READ(task, rseq);
 	r->rseq_len = task->rseq_len;
 	r->rseq_sig = task->rseq_sig;
-	r->umask = BPF_CORE_READ(task, fs, umask);
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);  /* read once: the leader's paths below use it too */
+
+	r->umask = BPF_CORE_READ(fs, umask);
 	{
 		/* cpumask_t is NR_CPUS bits here, possibly fewer than the record holds: never read past it */
 		__u32 sz = bpf_core_type_size(cpumask_t);
@@ -367,8 +369,8 @@ int dump_task(struct bpf_iter__task *ctx)
 	}
 
 	/* The leader carries what the thread group shares; the counts tell the reader what follows. */
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct mm_struct *mm = (struct mm_struct *)r->mm_id;  /* what fill_mm read */
+	struct file *exe = BPF_CORE_READ(mm, exe_file);
 
 	if (exe) {
 		r->exe_path.mnt = (__u64)BPF_CORE_READ(exe, f_path.mnt);
