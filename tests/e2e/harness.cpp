@@ -235,6 +235,8 @@ void Workload::kill_all()
 	if (pidfd_ >= 0)
 		sys_pidfd_send_signal(pidfd_, SIGKILL);
 	killpg(pid_, SIGKILL);
+	for (const auto& d : descendants_)
+		d->kill();  // the processes it reported, never a later one with the same pid
 	auto deadline = Clock::now() + 10s;
 	reaped_ = reap_until(pid_, &status_, deadline);
 	reap_group(pid_, deadline);
@@ -285,6 +287,11 @@ bool Workload::start(const std::string& name, const std::vector<std::string>& ar
 		error_ = name + ": READY line is not JSON: " + line;
 		return false;
 	}
+	// Its descendants in sessions or groups of their own outlive killpg, and would keep the test's output open.
+	if (ready_.contains("pids") && ready_.at("pids").is_array())
+		for (const json& p : ready_.at("pids"))
+			if (p.is_number_integer() && p.get<pid_t>() != pid_)
+				descendants_.push_back(std::make_unique<PidFd>(p.get<pid_t>()));
 	return true;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,8 @@ struct StartOptions {
 };
 
 // A workload process in its own process group, with a pidfd; the destructor kills the whole group and reaps it.
+class PidFd;
+
 class Workload {
 public:
 	Workload() = default;
@@ -95,6 +98,7 @@ private:
 	int out_ = -1;  // read end of the workload's stdout
 	std::string buffered_;
 	json ready_;
+	std::vector<std::unique_ptr<PidFd>> descendants_;  // READY's "pids", killed with the workload
 	std::string error_;
 	bool reaped_ = false;
 	int status_ = 0;
