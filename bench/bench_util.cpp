@@ -63,6 +63,15 @@ double median(std::vector<double> v)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+std::string Samples::all(const std::string& name, double scale) const
+{
+	auto it = by_name.find(name);
+	std::string out;
+	for (double v : it == by_name.end() ? std::vector<double>{} : it->second)
+		out += fmt::format("{}{:.0f}", out.empty() ? "" : " ", v * scale);
+	return out;
+}
+
 double gbps(double bytes, double us) { return us > 0 ? bytes / (us * 1e3) : 0; }
 
 // --- the report ------------------------------------------------------------------------------------------------------
@@ -390,10 +399,11 @@ void WorkDir::discard(const std::string& p)
 	::sync();
 }
 
-Status write_file(const char* data, size_t bytes, const std::string& path, bool do_fsync)
+Status write_file(const char* data, size_t bytes, const std::string& path, WriteMode mode)
 {
 	constexpr size_t chunk = 8 << 20;
-	UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (mode == WriteMode::direct ? O_DIRECT : 0);
+	UniqueFd fd(::open(path.c_str(), flags, 0600));
 	if (!fd)
 		return fail_sys(errno, "create {}", path);
 	for (size_t off = 0; off < bytes;) {
@@ -402,7 +412,7 @@ Status write_file(const char* data, size_t bytes, const std::string& path, bool 
 			return fail_sys(errno, "write {}", path);
 		off += size_t(std::max<ssize_t>(n, 0));
 	}
-	if (do_fsync && ::fsync(fd.get()) != 0)
+	if (mode != WriteMode::cached && ::fsync(fd.get()) != 0)
 		return fail_sys(errno, "fsync {}", path);
 	return {};
 }
@@ -410,7 +420,7 @@ Status write_file(const char* data, size_t bytes, const std::string& path, bool 
 Status prewarm(const WorkDir& work, const Buffer& src, size_t bytes)
 {
 	std::string scratch = work.path("prewarm.bin");
-	BCK_CHECK(write_file(src.data(), std::min(bytes, src.size()), scratch, false));
+	BCK_CHECK(write_file(src.data(), std::min(bytes, src.size()), scratch, WriteMode::cached));
 	WorkDir::discard(scratch);
 	return {};
 }

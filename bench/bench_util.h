@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,14 @@ struct Samples {
 		auto it = by_name.find(name);
 		return it == by_name.end() ? 0 : median(it->second);
 	}
+	// The fastest sample: what it costs when nothing else (here: the host) got in the way.
+	double best(const std::string& name) const
+	{
+		auto it = by_name.find(name);
+		return it == by_name.end() || it->second.empty() ? 0 : *std::min_element(it->second.begin(), it->second.end());
+	}
+	// Every sample, in the order taken, for a figure whose spread matters.
+	std::string all(const std::string& name, double scale) const;
 };
 
 // --- the report ------------------------------------------------------------------------------------------------------
@@ -250,8 +259,10 @@ private:
 	std::string path_;
 };
 
-// Writes bytes to a new file in 8 MiB chunks, fsync'd if asked; closed on return.
-bpfckpt::Status write_file(const char* data, size_t bytes, const std::string& path, bool do_fsync);
+// Writes bytes to a new file in 8 MiB chunks; closed on return. Into the page cache, the same then fsync'd, or
+// around the page cache (O_DIRECT, from a page-aligned buffer, then fsync'd for the file's metadata).
+enum class WriteMode { cached, fsync, direct };
+bpfckpt::Status write_file(const char* data, size_t bytes, const std::string& path, WriteMode mode);
 
 // Memory freed seconds ago has gone back to the host, and taking it back costs like a first touch: writing and
 // deleting a scratch file of the size about to be allocated (at most src's) takes it back first, outside the timing.

@@ -114,7 +114,7 @@ Result<double> time_blob_copy(const Dumped& d, const std::string& dst, Buffer& c
 Result<double> time_plain_write(const Buffer& src, const std::string& path)
 {
 	auto t0 = Clock::now();
-	BCK_CHECK(bench::write_file(src.data(), src.size(), path, false));
+	BCK_CHECK(bench::write_file(src.data(), src.size(), path, bench::WriteMode::cached));
 	return us_since(t0);
 }
 

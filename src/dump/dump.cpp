@@ -452,6 +452,8 @@ Status Dumper::dump_pages(image::Process& p)
 	PageRanges chosen = BCK_TRY(inc_.before_pages(p, tid, syscall_addr));
 	if (!blob)
 		blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
+	// Around the page cache only when the target is not thawed before the fsync: with -R it waits on this copy.
+	blob->set_direct(opt_.fsync && !opt_.leave_running);
 	p.pages_blob = blob->name();
 	log::Progress progress(fmt::format("dump pid {}", p.pid));
 	log::Progress* shown = opt_.progress ? &progress : nullptr;
@@ -493,6 +495,7 @@ Status Dumper::write_staged()
 {
 	for (StagedPages& s : staged_) {
 		double t0 = now_s();
+		s.blob->set_direct(opt_.fsync);  // after the thaw: nobody waits on it
 		BCK_CHECK(s.blob->write_unhashed(staging_.at(s.offset), s.bytes));
 		mem_.memwrite_s += now_s() - t0;
 		img_.blobs.push_back(s.blob->finish());
@@ -655,6 +658,7 @@ Status Dumper::copy_after_thaw()
 	for (LivePages& l : live_) {
 		image::Process& p = *l.process;
 		log::Progress progress(fmt::format("dump pid {} (running)", p.pid));
+		l.blob->set_direct(opt_.fsync);  // it runs: nobody waits on this copy but the fsync
 		copied = copy_private_pages(pid_t(p.pid), p.vmas, l.copy.live(), *l.blob, bufs_, mem_,
 					    opt_.progress ? &progress : nullptr,
 					    [&l](const PagePiece* pieces, size_t n, char* dst) {

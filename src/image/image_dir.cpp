@@ -35,15 +35,14 @@ void BlobWriter::hash(const void* data, size_t len) { XXH3_64bits_update(hash_, 
 
 Status BlobWriter::write_unhashed(const void* data, size_t len)
 {
-	if (auto st = write_all(fd_.get(), data, len); !st)
-		return fail_errno(exit_for_errno(st.error().err), st.error().err, "image {}: write {}", image_, name_);
+	BCK_CHECK(write_at(offset_, static_cast<const char*>(data), len));
 	offset_ += len;
 	return {};
 }
 
 Status BlobWriter::pad_to(uint64_t align)
 {
-	static const char zeros[kPageSize] = {};
+	alignas(kPageSize) static const char zeros[kPageSize] = {};
 	uint64_t rem = offset_ % align;
 	while (rem) {
 		uint64_t n = std::min<uint64_t>(align - rem, sizeof(zeros));
@@ -58,16 +57,52 @@ Status BlobWriter::rewrite(uint64_t at, const void* data, size_t len)
 	if (at + len > offset_)
 		return fail(ExitCode::failure, "image {}: rewrite of {} bytes at {} past the end of {} ({} bytes)", image_,
 			    len, at, name_, offset_);
-	for (size_t done = 0; done < len;) {
-		ssize_t n = pwrite(fd_.get(), static_cast<const char*>(data) + done, len - done, off_t(at + done));
+	return write_at(at, static_cast<const char*>(data), len);
+}
+
+void BlobWriter::set_direct(bool on)
+{
+	if (!on || direct_refused_) {
+		direct_fd_.reset();
+		return;
+	}
+	if (direct_fd_)
+		return;
+	// Reopened through /proc: the same open file's path may be renamed meanwhile, the inode stays.
+	std::string self = fmt::format("/proc/self/fd/{}", fd_.get());
+	direct_fd_.reset(::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
+	direct_refused_ = !direct_fd_;
+}
+
+// Whole pages from a page-aligned buffer to a page-aligned offset through direct_fd_, the rest (and everything when
+// it is off) through the page cache. The kernel keeps the two coherent: a direct write first writes back and drops
+// cached pages of its range. A filesystem that takes the open but not the write (EINVAL) gets the page cache.
+Status BlobWriter::write_at(uint64_t at, const char* data, size_t len)
+{
+	auto aligned = [](uint64_t v) { return v % kPageSize == 0; };
+	while (len) {
+		bool direct = direct_fd_ && aligned(at) && aligned(reinterpret_cast<uintptr_t>(data)) && len >= kPageSize;
+		size_t want = direct ? len & ~(kPageSize - 1) : len;
+		ssize_t n = pwrite(direct ? direct_fd_.get() : fd_.get(), data, want, off_t(at));
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EINVAL && direct) {
+			direct_refused_ = true;
+			direct_fd_.reset();
+			continue;
+		}
 		if (n <= 0)
-			return fail_errno(exit_for_errno(n < 0 ? errno : EIO), n < 0 ? errno : EIO, "image {}: write {}",
-					  image_, name_);
-		done += size_t(n);
+			return write_failed(n < 0 ? errno : EIO);
+		data += n;
+		at += uint64_t(n);
+		len -= size_t(n);
 	}
 	return {};
+}
+
+Status BlobWriter::write_failed(int err)
+{
+	return fail_errno(exit_for_errno(err), err, "image {}: write {}", image_, name_);
 }
 
 Status BlobWriter::extend_to(uint64_t end)
@@ -99,7 +134,7 @@ Status BlobWriter::rehash()
 
 Status BlobWriter::restart()
 {
-	if (ftruncate(fd_.get(), 0) != 0 || lseek(fd_.get(), 0, SEEK_SET) != 0)
+	if (ftruncate(fd_.get(), 0) != 0)
 		return fail_errno(ExitCode::failure, errno, "image {}: empty {}", image_, name_);
 	XXH3_64bits_reset(hash_);
 	offset_ = 0;

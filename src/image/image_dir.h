@@ -39,15 +39,26 @@ public:
 	Status rehash();
 	// Empties the blob, to be written again from the start.
 	Status restart();
+	// From now on, page-aligned writes go around the page cache (O_DIRECT), when the filesystem allows it. For a
+	// blob that will be fsync'd before anyone waits on it: one pass to the disk instead of filling the page cache
+	// and flushing it again, at the disk's speed instead of the speed at which this VM gets memory back from the
+	// host (1 GiB: 0.5-0.6 s, against 0.7-2.9 s for write + fsync). Off while the target waits on the copy (the
+	// fsync then comes after its thaw), and for blobs read back (rehash(): a read from the disk, not the cache).
+	void set_direct(bool on);
 	uint64_t offset() const { return offset_; }
 	const std::string& name() const { return name_; }
 	int fd() const { return fd_.get(); }
 	Blob finish();  // the checksum entry for index.json
 
 private:
+	Status write_at(uint64_t at, const char* data, size_t len);
+	Status write_failed(int err);
+
 	std::string image_;
 	std::string name_;
 	UniqueFd fd_;
+	UniqueFd direct_fd_;  // the same file opened O_DIRECT, while set_direct(true) and the filesystem takes it
+	bool direct_refused_ = false;  // the filesystem refused O_DIRECT once: not asked again
 	uint64_t offset_ = 0;
 	XXH3_state_t* hash_;
 };

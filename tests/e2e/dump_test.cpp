@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -341,6 +342,24 @@ TEST(Dump, ImageMatchesProcAndWorkload)
 
 // --- b): without -R the tree is killed after a good dump ----------------------------------------------------------
 
+// The share of a file's pages that sit in the page cache (mincore of a mapping of it); -1 when it can't be told.
+double cached_share(const fs::path& file)
+{
+	int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+	off_t size = fd < 0 ? 0 : lseek(fd, 0, SEEK_END);
+	void* m = size > 0 ? mmap(nullptr, size_t(size), PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+	if (fd >= 0)
+		close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	std::vector<unsigned char> vec((size_t(size) + 4095) / 4096);
+	double share = -1;
+	if (mincore(m, size_t(size), vec.data()) == 0)
+		share = double(std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; })) / vec.size();
+	munmap(m, size_t(size));
+	return share;
+}
+
 TEST(Dump, KillsTreeWithoutLeaveRunning)
 {
 	REQUIRE_ROOT_OR_SKIP();
@@ -357,6 +376,11 @@ TEST(Dump, KillsTreeWithoutLeaveRunning)
 	EXPECT_TRUE(wl.exited(5s)) << "the workload still runs after a dump without -R";
 	EXPECT_TRUE(child.exited(5s)) << "the workload's child still runs after a dump without -R";
 
+	// Nobody waits on a thaw before the fsync, so the pages went around the page cache (BlobWriter::set_direct):
+	// 64 MiB of them, looked at before anything below reads them back.
+	double cached = cached_share(img / ("pages-" + std::to_string(wl.pid()) + ".bin"));
+	EXPECT_GE(cached, 0) << "cannot tell which pages of the parent's blob are cached";
+	EXPECT_LT(cached, 0.1) << "the parent's pages blob went through the page cache";
 	auto index = load_index(img);
 	ASSERT_TRUE(index) << "no parsable index.json in " << img;
 	ASSERT_NO_FATAL_FAILURE(expect_image_whole(img, *index));

@@ -1,0 +1,137 @@
+// BlobWriter with set_direct(true): whole pages from page-aligned buffers at page-aligned offsets go around the page
+// cache, everything else through it, and the blob reads back (and checksums) exactly as if all of it had gone one
+// way. Written under /var/tmp, which is on disk here (on tmpfs the page cache is the file, and nothing goes around).
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "common/fs.h"
+#include "common/xxhash.h"
+#include "image/image_dir.h"
+
+using namespace bpfckpt;
+using namespace bpfckpt::image;
+
+namespace {
+
+// `pages` whole pages of `seed, seed + 1, ...`, in a page-aligned allocation (what O_DIRECT needs).
+struct Pages {
+	explicit Pages(size_t pages, char seed) : len(pages * kPageSize)
+	{
+		p = static_cast<char*>(aligned_alloc(kPageSize, len));
+		for (size_t i = 0; i < len; i++)
+			p[i] = char(seed + i * 7 / kPageSize + i % 13);
+	}
+	~Pages() { free(p); }
+	Pages(const Pages&) = delete;
+	Pages& operator=(const Pages&) = delete;
+	std::string str(size_t from = 0, size_t n = std::string::npos) const
+	{
+		return std::string(p, len).substr(from, n);
+	}
+	char* p;
+	size_t len;
+};
+
+// Which pages of a file are in the page cache.
+std::vector<bool> cached_pages(const std::string& path)
+{
+	std::vector<bool> out;
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	off_t size = lseek(fd.get(), 0, SEEK_END);
+	void* m = mmap(nullptr, size_t(size), PROT_READ, MAP_SHARED, fd.get(), 0);
+	if (m == MAP_FAILED)
+		return out;
+	std::vector<unsigned char> vec(size_t(size) / kPageSize);
+	if (mincore(m, size_t(size), vec.data()) == 0)
+		for (unsigned char c : vec)
+			out.push_back(c & 1);
+	munmap(m, size_t(size));
+	return out;
+}
+
+class BlobWriterTest : public testing::Test {
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/var/tmp/bpfckpt-blob-XXXXXX";
+		ASSERT_TRUE(mkdtemp(tmpl));
+		root_ = tmpl;
+		auto dir = ImageDir::create(root_ + "/img");
+		ASSERT_TRUE(dir) << dir.error().describe();
+		dir_ = std::move(*dir);
+	}
+	void TearDown() override
+	{
+		dir_.reset();
+		std::error_code ec;
+		std::filesystem::remove_all(root_, ec);
+	}
+
+	std::string root_;
+	std::unique_ptr<ImageDir> dir_;
+};
+
+TEST_F(BlobWriterTest, DirectAndCachedWritesMakeOneBlob)
+{
+	auto opened = dir_->open_blob("pages-1.bin");
+	ASSERT_TRUE(opened) << opened.error().describe();
+	BlobWriter& blob = **opened;
+	blob.set_direct(true);
+
+	Pages big(16, 'a'), more(4, 'k'), over(2, 'x');
+	std::string expect;
+	// Pages 0-15: direct. Then 100 bytes (cached), padding to page 17 (cached), pages 17-20 (direct).
+	ASSERT_TRUE(blob.write(big.p, big.len));
+	expect += big.str();
+	ASSERT_TRUE(blob.write(more.p + 5, 100));
+	expect += more.str(5, 100);
+	ASSERT_TRUE(blob.pad_to(kPageSize));
+	expect.resize(17 * kPageSize, '\0');
+	ASSERT_TRUE(blob.write(more.p, more.len));
+	expect += more.str();
+	// Over a direct page (direct) and over the cached tail, unaligned (cached).
+	ASSERT_TRUE(blob.rewrite(3 * kPageSize, over.p, over.len));
+	expect.replace(3 * kPageSize, over.len, over.str());
+	ASSERT_TRUE(blob.rewrite(16 * kPageSize + 50, over.p + 1, 30));
+	expect.replace(16 * kPageSize + 50, 30, over.str(1, 30));
+	ASSERT_EQ(blob.offset(), expect.size());
+
+	std::string path = dir_->temp_path() + "/pages-1.bin";
+	std::vector<bool> cached = cached_pages(path);
+	ASSERT_EQ(cached.size(), 21u);
+	EXPECT_FALSE(cached[0]) << "an aligned write went through the page cache";
+	EXPECT_FALSE(cached[3]) << "an aligned rewrite went through the page cache";
+	EXPECT_FALSE(cached[20]) << "an aligned write after the cached ones went through the page cache";
+
+	auto read = read_file(path);
+	ASSERT_TRUE(read) << read.error().describe();
+	EXPECT_TRUE(*read == expect) << "the blob's bytes differ from what was written";
+	ASSERT_TRUE(blob.rehash());
+	Blob done = blob.finish();
+	EXPECT_EQ(done.size, expect.size());
+	EXPECT_EQ(done.xxh3, fmt::format("{:016x}", XXH3_64bits(expect.data(), expect.size())));
+}
+
+TEST_F(BlobWriterTest, OffWritesThroughThePageCache)
+{
+	auto opened = dir_->open_blob("pages-2.bin");
+	ASSERT_TRUE(opened) << opened.error().describe();
+	BlobWriter& blob = **opened;
+	blob.set_direct(true);
+	blob.set_direct(false);
+	Pages big(8, 'q');
+	ASSERT_TRUE(blob.write(big.p, big.len));
+	std::vector<bool> cached = cached_pages(dir_->temp_path() + "/pages-2.bin");
+	ASSERT_EQ(cached.size(), 8u);
+	EXPECT_TRUE(cached[0] && cached[7]) << "set_direct(false) still wrote around the page cache";
+	EXPECT_EQ(blob.finish().xxh3, fmt::format("{:016x}", XXH3_64bits(big.p, big.len)));
+}
+
+}  // namespace
