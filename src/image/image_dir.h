@@ -47,7 +47,6 @@ public:
 	void set_direct(bool on);
 	uint64_t offset() const { return offset_; }
 	const std::string& name() const { return name_; }
-	int fd() const { return fd_.get(); }
 	Blob finish();  // the checksum entry for index.json
 
 private:
