@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -321,26 +322,44 @@ Status bench_big_dump(const Config& cfg, Report& rep)
 	std::string file = work.path("plain.bin"), img = work.path("img");
 	// A prewarm before each alternative: without it, whichever follows the slow fsync'd dump pays for taking memory
 	// back from the host (plain write measured 1 GB/s instead of 6).
+	// Odd rounds run the alternatives in reverse order, so that none always comes right after the same neighbour.
 	Samples s;
+	auto write = [&](const char* name, WriteMode mode) -> Status {
+		s.add(name, BCK_TRY(time_write_file(src, file, mode)));
+		WorkDir::discard(file);
+		return {};
+	};
+	auto dump = [&](const char* prefix, bool do_fsync) -> Status {
+		add_dump_samples(s, prefix, BCK_TRY(run_dump(pid, img, do_fsync)));
+		WorkDir::discard(img);
+		return {};
+	};
+	auto prewarmed = [&](auto step) -> std::function<Status()> {
+		return [&, step]() -> Status {
+			BCK_CHECK(prewarm(work, src, src.size()));
+			return step();
+		};
+	};
+	std::vector<std::function<Status()>> steps = {
+		prewarmed([&] { return write("plain_write", WriteMode::cached); }),
+		prewarmed([&] { return dump("dump_nofsync", false); }),
+		prewarmed([&]() -> Status {
+			BCK_CHECK(write("write_fsync", WriteMode::fsync));
+			return write("write_direct", WriteMode::direct);
+		}),
+		prewarmed([&] { return dump("dump_fsync", true); }),
+		[&]() -> Status {
+			s.add("memcpy", time_memcpy(dst, src));
+			return {};
+		},
+	};
 	for (int round = -1; round < cfg.dump_rounds; round++) {  // -1: warm-up
 		progress_round("dump", round);
 		s.recording = round >= 0;
-		BCK_CHECK(check_stop());
-		BCK_CHECK(prewarm(work, src, src.size()));
-		s.add("plain_write", BCK_TRY(time_write_file(src, file, WriteMode::cached)));
-		WorkDir::discard(file);
-		BCK_CHECK(prewarm(work, src, src.size()));
-		add_dump_samples(s, "dump_nofsync", BCK_TRY(run_dump(pid, img, false)));
-		WorkDir::discard(img);
-		BCK_CHECK(prewarm(work, src, src.size()));
-		s.add("write_fsync", BCK_TRY(time_write_file(src, file, WriteMode::fsync)));
-		WorkDir::discard(file);
-		s.add("write_direct", BCK_TRY(time_write_file(src, file, WriteMode::direct)));
-		WorkDir::discard(file);
-		BCK_CHECK(prewarm(work, src, src.size()));
-		add_dump_samples(s, "dump_fsync", BCK_TRY(run_dump(pid, img, true)));
-		WorkDir::discard(img);
-		s.add("memcpy", time_memcpy(dst, src));
+		for (size_t i = 0; i < steps.size(); i++) {
+			BCK_CHECK(check_stop());
+			BCK_CHECK(steps[round % 2 ? steps.size() - 1 - i : i]());
+		}
 	}
 	// The same pair with cold memory on both sides. On these VMs memory freed a moment ago goes back to the host
 	// within 0.1-1 s, and a page-cache write into memory taken back from it runs at a third of the speed. A write
@@ -352,13 +371,8 @@ Status bench_big_dump(const Config& cfg, Report& rep)
 		BCK_CHECK(check_stop());
 		for (int turn = 0; turn < 2; turn++) {
 			std::this_thread::sleep_for(kColdPause);
-			if ((turn + round) % 2 == 0) {
-				s.add("cold.plain_write", BCK_TRY(time_write_file(src, file, WriteMode::cached)));
-				WorkDir::discard(file);
-			} else {
-				add_dump_samples(s, "cold.dump_nofsync", BCK_TRY(run_dump(pid, img, false)));
-				WorkDir::discard(img);
-			}
+			BCK_CHECK((turn + round) % 2 == 0 ? write("cold.plain_write", WriteMode::cached)
+							  : dump("cold.dump_nofsync", false));
 		}
 	}
 	report_dump(s, bytes, rep);
