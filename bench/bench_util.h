@@ -5,11 +5,11 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>

@@ -282,7 +282,8 @@ void report_dump(const Samples& s, size_t bytes, Report& rep)
 	// The page-cache writes on both sides swing 1-10x with the host (KERNEL.md, costs): the best of each, and every
 	// sample, show how much of a ratio is the code and how much the VM.
 	double best_nf = s.best("dump_nofsync.total_time"), best_plain = s.best("plain_write");
-	rep.ratio("dump.nofsync.best", best_nf / 1e3, "ms", best_nf / best_plain, "best dump --no-fsync vs best plain write");
+	rep.ratio("dump.nofsync.best", best_nf / 1e3, "ms", best_nf / best_plain,
+		  "best dump --no-fsync vs best plain write");
 	progress(fmt::format("samples (ms): plain_write {} | dump --no-fsync {} | write+fsync {} | dump {}",
 			     s.all("plain_write", 1e-3), s.all("dump_nofsync.total_time", 1e-3), s.all("write_fsync", 1e-3),
 			     s.all("dump_fsync.total_time", 1e-3)));

@@ -20,7 +20,8 @@ using namespace bpfckpt::image;
 
 namespace {
 
-// `pages` whole pages of `seed, seed + 1, ...`, in a page-aligned allocation (what O_DIRECT needs).
+// `pages` whole pages of bytes made from `seed` (no two neighbouring pages alike), in a page-aligned allocation
+// (what O_DIRECT needs).
 struct Pages {
 	explicit Pages(size_t pages, char seed) : len(pages * kPageSize)
 	{
