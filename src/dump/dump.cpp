@@ -288,6 +288,7 @@ private:
 				     log::Progress* progress);
 	Status copy_after_thaw();
 	bool copies_after_thaw() const;
+	void choose_direct(image::BlobWriter& blob, bool thawed) const;
 	struct Running {
 		const RawTask* leader;
 		std::vector<image::Vma> vmas;
@@ -452,8 +453,7 @@ Status Dumper::dump_pages(image::Process& p)
 	PageRanges chosen = BCK_TRY(inc_.before_pages(p, tid, syscall_addr));
 	if (!blob)
 		blob = BCK_TRY(dir_.open_blob(fmt::format("pages-{}.bin", p.pid)));
-	// Around the page cache only when the target is not thawed before the fsync: with -R it waits on this copy.
-	blob->set_direct(opt_.fsync && !opt_.leave_running);
+	choose_direct(*blob, false);
 	p.pages_blob = blob->name();
 	log::Progress progress(fmt::format("dump pid {}", p.pid));
 	log::Progress* shown = opt_.progress ? &progress : nullptr;
@@ -495,13 +495,21 @@ Status Dumper::write_staged()
 {
 	for (StagedPages& s : staged_) {
 		double t0 = now_s();
-		s.blob->set_direct(opt_.fsync);  // after the thaw: nobody waits on it
+		choose_direct(*s.blob, true);
 		BCK_CHECK(s.blob->write_unhashed(staging_.at(s.offset), s.bytes));
 		mem_.memwrite_s += now_s() - t0;
 		img_.blobs.push_back(s.blob->finish());
 	}
 	staged_.clear();
 	return {};
+}
+
+// Around the page cache (BlobWriter::set_direct) when the image is fsync'd and nobody waits on this write: after
+// the thaw, or without -R (the target is killed only after the fsync). A -R target frozen for it waits on it, and
+// its fsync comes after the thaw. Blobs copied before the freeze are never asked: rehash() reads them back whole.
+void Dumper::choose_direct(image::BlobWriter& blob, bool thawed) const
+{
+	blob.set_direct(opt_.fsync && (thawed || !opt_.leave_running));
 }
 
 // The copy after the thaw is for full -R dumps: tracking needs the vmas registered WP_ASYNC instead, and an
@@ -658,7 +666,7 @@ Status Dumper::copy_after_thaw()
 	for (LivePages& l : live_) {
 		image::Process& p = *l.process;
 		log::Progress progress(fmt::format("dump pid {} (running)", p.pid));
-		l.blob->set_direct(opt_.fsync);  // it runs: nobody waits on this copy but the fsync
+		choose_direct(*l.blob, true);
 		copied = copy_private_pages(pid_t(p.pid), p.vmas, l.copy.live(), *l.blob, bufs_, mem_,
 					    opt_.progress ? &progress : nullptr,
 					    [&l](const PagePiece* pieces, size_t n, char* dst) {

@@ -39,11 +39,10 @@ public:
 	Status rehash();
 	// Empties the blob, to be written again from the start.
 	Status restart();
-	// From now on, page-aligned writes go around the page cache (O_DIRECT), when the filesystem allows it. For a
-	// blob that will be fsync'd before anyone waits on it: one pass to the disk instead of filling the page cache
-	// and flushing it again, at the disk's speed instead of the speed at which this VM gets memory back from the
-	// host (1 GiB: 0.5-0.6 s, against 0.7-2.9 s for write + fsync). Off while the target waits on the copy (the
-	// fsync then comes after its thaw), and for blobs read back (rehash(): a read from the disk, not the cache).
+	// From now on, page-aligned writes go around the page cache (O_DIRECT), when the filesystem allows it: for a
+	// blob fsync'd anyway, one pass to the disk instead of filling the page cache and flushing it again, at the
+	// disk's speed instead of the speed at which this VM gets memory back from the host (1 GiB: 0.5-0.6 s, against
+	// 0.7-2.9 s for write + fsync). rehash() then reads from the disk. The dumper decides when.
 	void set_direct(bool on);
 	uint64_t offset() const { return offset_; }
 	const std::string& name() const { return name_; }
