@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "harness.h"
+#include "support/page_cache.h"
 
 namespace e2e {
 namespace {
@@ -342,22 +343,13 @@ TEST(Dump, ImageMatchesProcAndWorkload)
 
 // --- b): without -R the tree is killed after a good dump ----------------------------------------------------------
 
-// The share of a file's pages that sit in the page cache (mincore of a mapping of it); -1 when it can't be told.
+// The share of a file's pages that sit in the page cache; -1 when it can't be told.
 double cached_share(const fs::path& file)
 {
-	int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-	off_t size = fd < 0 ? 0 : lseek(fd, 0, SEEK_END);
-	void* m = size > 0 ? mmap(nullptr, size_t(size), PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
-	if (fd >= 0)
-		close(fd);
-	if (m == MAP_FAILED)
+	std::vector<bool> cached = test_support::cached_pages(file.string());
+	if (cached.empty())
 		return -1;
-	std::vector<unsigned char> vec((size_t(size) + 4095) / 4096);
-	double share = -1;
-	if (mincore(m, size_t(size), vec.data()) == 0)
-		share = double(std::count_if(vec.begin(), vec.end(), [](unsigned char c) { return c & 1; })) / vec.size();
-	munmap(m, size_t(size));
-	return share;
+	return double(std::count(cached.begin(), cached.end(), true)) / double(cached.size());
 }
 
 TEST(Dump, KillsTreeWithoutLeaveRunning)

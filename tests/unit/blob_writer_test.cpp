@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -14,9 +13,11 @@
 #include "common/fs.h"
 #include "common/xxhash.h"
 #include "image/image_dir.h"
+#include "support/page_cache.h"
 
 using namespace bpfckpt;
 using namespace bpfckpt::image;
+using test_support::cached_pages;
 
 namespace {
 
@@ -39,23 +40,6 @@ struct Pages {
 	char* p;
 	size_t len;
 };
-
-// Which pages of a file are in the page cache.
-std::vector<bool> cached_pages(const std::string& path)
-{
-	std::vector<bool> out;
-	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-	off_t size = lseek(fd.get(), 0, SEEK_END);
-	void* m = mmap(nullptr, size_t(size), PROT_READ, MAP_SHARED, fd.get(), 0);
-	if (m == MAP_FAILED)
-		return out;
-	std::vector<unsigned char> vec(size_t(size) / kPageSize);
-	if (mincore(m, size_t(size), vec.data()) == 0)
-		for (unsigned char c : vec)
-			out.push_back(c & 1);
-	munmap(m, size_t(size));
-	return out;
-}
 
 class BlobWriterTest : public testing::Test {
 protected:
