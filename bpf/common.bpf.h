@@ -61,6 +61,20 @@ static __always_inline bool is_frozen_target(struct task_struct *task)
 }
 
 /*
+ * What a file record and a VMA record both say of the inode behind them, by the same names: restore checks with
+ * it that a file is still the one dumped (src/restore/locate.cpp). A macro, as the records are two types. Direct
+ * loads: see task_vma.bpf.c.
+ */
+#define fill_inode_identity(r, inode)                       \
+	do {                                                \
+		(r)->ino = (inode)->i_ino;                  \
+		(r)->dev = (inode)->i_sb->s_dev;            \
+		(r)->i_mode = (inode)->i_mode;              \
+		(r)->mtime_sec = (inode)->i_mtime_sec;      \
+		(r)->mtime_nsec = (inode)->i_mtime_nsec;    \
+	} while (0)
+
+/*
  * Emits path as a BCK_REC_PATH record. One that bpf_d_path cannot resolve (longer than BCK_PATH_MAX) is emitted
  * empty, header only: the collector refuses it rather than guess.
  */

@@ -58,13 +58,9 @@ int dump_file(struct bpf_iter__task_file *ctx)
 	r.pos = file->f_pos;
 	r.f_flags = file->f_flags;
 	r.f_mode = file->f_mode;
-	r.ino = inode->i_ino;
+	fill_inode_identity(&r, inode);
 	r.size = inode->i_size;
-	r.dev = inode->i_sb->s_dev;
 	r.rdev = inode->i_rdev;
-	r.i_mode = inode->i_mode;
-	r.mtime_sec = inode->i_mtime_sec;
-	r.mtime_nsec = inode->i_mtime_nsec;
 	if (fd_cloexec(task, ctx->fd))
 		r.flags |= BCK_FILE_F_CLOEXEC;
 	if ((r.i_mode & BCK_S_IFMT) == BCK_S_IFIFO)

@@ -86,12 +86,8 @@ int dump_vma(struct bpf_iter__task_vma *ctx)
 	if (file) {
 		struct inode *inode = file->f_inode;
 
-		r.ino = inode->i_ino;
+		fill_inode_identity(&r, inode);
 		r.file_size = inode->i_size;
-		r.dev = inode->i_sb->s_dev;
-		r.i_mode = inode->i_mode;
-		r.mtime_sec = inode->i_mtime_sec;
-		r.mtime_nsec = inode->i_mtime_nsec;
 		if (path_already_emitted(&r, (__u64)inode))
 			r.flags |= BCK_VMA_F_PATH_CACHED;
 	} else {
