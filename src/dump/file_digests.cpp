@@ -34,8 +34,7 @@ Status FileDigests::open_one(const std::string& handle, const std::string& name,
 	struct stat st;
 	if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_ino) != ino)
 		return fail(ExitCode::target_busy, "{} ({}): not the file the iterator saw (inode {})", name, handle, ino);
-	opened_.emplace(key, std::move(fd));
-	names_.emplace(key, name);
+	opened_.emplace(key, Opened{std::move(fd), name});
 	return {};
 }
 
@@ -64,10 +63,10 @@ Result<double> FileDigests::fill(image::Image& img)
 	double t0 = now_s();
 	std::map<Key, std::optional<std::string>> digests;
 	uint64_t hashed = 0;
-	for (auto& [key, fd] : opened_) {
-		auto digest = BCK_TRY(context(file_digest(fd.get()), "{}: digest", names_.at(key)));
+	for (auto& [key, file] : opened_) {
+		auto digest = BCK_TRY(context(file_digest(file.fd.get()), "{}: digest", file.name));
 		struct stat st;
-		if (digest && digest->starts_with("xxh3_128:") && fstat(fd.get(), &st) == 0)
+		if (digest && digest->starts_with("xxh3_128:") && fstat(file.fd.get(), &st) == 0)
 			hashed += uint64_t(st.st_size);
 		digests.emplace(key, std::move(digest));
 	}

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <utility>
 
 #include "common/fd.h"
@@ -27,8 +28,11 @@ private:
 	using Key = std::pair<uint64_t, uint64_t>;  // (dev, ino)
 	Status open_one(const std::string& handle, const std::string& name, uint64_t dev, uint64_t ino);
 
-	std::map<Key, UniqueFd> opened_;
-	std::map<Key, std::string> names_;
+	struct Opened {
+		UniqueFd fd;
+		std::string name;  // for messages
+	};
+	std::map<Key, Opened> opened_;
 };
 
 }  // namespace bpfckpt::dump
