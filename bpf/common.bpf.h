@@ -75,6 +75,22 @@ static __always_inline bool is_frozen_target(struct task_struct *task)
 	} while (0)
 
 /*
+ * Writes a BCK_REC_PATH record: hdr, then the path after it in the same buffer, len bytes with its NUL (0: none).
+ * Padded to 8 bytes and capped at BCK_PATH_MAX, which both scratch buffers have room for.
+ */
+static __always_inline void write_path_record(struct seq_file *seq, struct bck_hdr *hdr, __u32 len, __u16 tag)
+{
+	__u32 size = (sizeof(*hdr) + len + 7) & ~7u;
+
+	if (size > sizeof(*hdr) + BCK_PATH_MAX)
+		size = sizeof(*hdr) + BCK_PATH_MAX;
+	hdr->kind = BCK_REC_PATH;
+	hdr->tag = tag;
+	hdr->size = size;
+	bpf_seq_write(seq, hdr, size);
+}
+
+/*
  * Emits path as a BCK_REC_PATH record. One that bpf_d_path cannot resolve (longer than BCK_PATH_MAX) is emitted
  * empty, header only: the collector refuses it rather than guess.
  */
@@ -83,7 +99,6 @@ static __always_inline void emit_path(struct seq_file *seq, const struct path *p
 	__u32 zero = 0;
 	struct path_buf *buf = bpf_map_lookup_elem(&path_scratch, &zero);
 	long len;
-	__u32 size;
 
 	if (!buf)
 		return;
@@ -91,13 +106,7 @@ static __always_inline void emit_path(struct seq_file *seq, const struct path *p
 	len = bpf_d_path((struct path *)path, buf->path, sizeof(buf->path));
 	if (len <= 0 || len > BCK_PATH_MAX)
 		len = 0;
-	size = (sizeof(buf->hdr) + (__u32)len + 7) & ~7u;
-	if (size > sizeof(*buf))
-		size = sizeof(*buf);
-	buf->hdr.kind = BCK_REC_PATH;
-	buf->hdr.tag = tag;
-	buf->hdr.size = size;
-	bpf_seq_write(seq, buf, size);
+	write_path_record(seq, &buf->hdr, (__u32)len, tag);
 }
 
 #endif

@@ -238,20 +238,13 @@ static __always_inline void emit_walked_path(struct seq_file *seq, struct vfsmou
 	__u32 off = bck_walk_path((__u64)mnt, (__u64)dentry);
 	__u32 zero = 0;
 	struct walk_buf *b = bpf_map_lookup_elem(&walk_scratch, &zero);
-	__u32 size;
 
 	if (!b)
 		return;
 	if (off >= BCK_PATH_MAX)
 		off = 0;
 	b->path[path_index(off)] = 0;
-	size = (sizeof(b->hdr) + off + 1 + 7) & ~7u;
-	if (size > sizeof(b->hdr) + BCK_PATH_MAX)
-		size = sizeof(b->hdr) + BCK_PATH_MAX;
-	b->hdr.kind = BCK_REC_PATH;
-	b->hdr.tag = tag;
-	b->hdr.size = size;
-	bpf_seq_write(seq, b, size);
+	write_path_record(seq, &b->hdr, off + 1, tag);
 }
 
 /*
