@@ -1,5 +1,5 @@
-// Page contents: PAGEMAP_SCAN finds the pages worth saving, process_vm_readv copies them in large batches into a
-// buffer while the previous buffer is written to the page blob (reading and writing overlap on two cores).
+// Page contents: PAGEMAP_SCAN finds the pages worth saving; two workers copy them in batches with process_vm_readv,
+// each writing what it read to its place in the page blob (one reads while the other writes).
 #pragma once
 
 #include <sys/types.h>
@@ -18,10 +18,10 @@ namespace bpfckpt::dump {
 struct MemoryStats {
 	uint64_t pages_scanned = 0;  // pages of the VMAs looked at
 	uint64_t pages_written = 0;  // pages copied into blobs
-	double memwrite_s = 0;       // time spent writing blobs (overlapped with copying)
+	double memwrite_s = 0;       // time spent writing blobs, summed over the workers (overlapped with copying)
 };
 
-// Two copy buffers, reused across processes: one is filled by process_vm_readv while the other is written out.
+// Two copy buffers, one per worker, reused across processes.
 // Populated in bulk, as huge pages from 2 MiB on, and only as large as needed: first-touch faults cost 12-16 us a
 // page on these VMs, and the buffers are filled while the target is frozen.
 class CopyBuffers {

@@ -81,14 +81,14 @@ Status BlobWriter::write_at(uint64_t at, const char* data, size_t len)
 {
 	auto aligned = [](uint64_t v) { return v % kPageSize == 0; };
 	while (len) {
-		bool direct = direct_fd_ && aligned(at) && aligned(reinterpret_cast<uintptr_t>(data)) && len >= kPageSize;
+		bool direct = direct_fd_ && !direct_refused_ && aligned(at) &&
+			      aligned(reinterpret_cast<uintptr_t>(data)) && len >= kPageSize;
 		size_t want = direct ? len & ~(kPageSize - 1) : len;
 		ssize_t n = pwrite(direct ? direct_fd_.get() : fd_.get(), data, want, off_t(at));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EINVAL && direct) {
 			direct_refused_ = true;
-			direct_fd_.reset();
 			continue;
 		}
 		if (n <= 0)
@@ -103,6 +103,21 @@ Status BlobWriter::write_at(uint64_t at, const char* data, size_t len)
 Status BlobWriter::write_failed(int err)
 {
 	return fail_errno(exit_for_errno(err), err, "image {}: write {}", image_, name_);
+}
+
+uint64_t BlobWriter::reserve(uint64_t len)
+{
+	uint64_t at = offset_;
+	offset_ += len;
+	return at;
+}
+
+Status BlobWriter::write_reserved(uint64_t at, const void* data, size_t len)
+{
+	if (at + len > offset_)
+		return fail(ExitCode::failure, "image {}: write of {} bytes at {} past what {} reserved ({} bytes)", image_,
+			    len, at, name_, offset_);
+	return write_at(at, static_cast<const char*>(data), len);
 }
 
 Status BlobWriter::extend_to(uint64_t end)

@@ -3,6 +3,7 @@
 // before commit() removes what it wrote. Directories are 0700 and files 0600: images hold process memory.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,7 +15,7 @@
 
 namespace bpfckpt::image {
 
-// One blob file, written sequentially, checksummed as it goes.
+// One blob file, written sequentially (or into reserved ranges, by several threads), checksummed in blob order.
 class BlobWriter {
 public:
 	BlobWriter(std::string image, std::string name, UniqueFd fd);  // image: the destination, for messages
@@ -35,6 +36,12 @@ public:
 	// Makes the blob `end` bytes long (when it is shorter), for rewrite() to fill: bytes past what was written
 	// read as zeros until then.
 	Status extend_to(uint64_t end);
+	// Takes the next `len` bytes of the blob for write_reserved() to fill, and returns where they start. Bytes
+	// reserved but not written read as zeros.
+	uint64_t reserve(uint64_t len);
+	// Writes into a range reserve() took, without checksumming: the caller hash()es the same bytes in blob order.
+	// Safe from several threads at once for ranges that do not overlap.
+	Status write_reserved(uint64_t at, const void* data, size_t len);
 	// Reads the whole blob back and checksums it anew.
 	Status rehash();
 	// Empties the blob, to be written again from the start.
@@ -56,7 +63,9 @@ private:
 	std::string name_;
 	UniqueFd fd_;
 	UniqueFd direct_fd_;  // the same file opened O_DIRECT, while set_direct(true) and the filesystem takes it
-	bool direct_refused_ = false;  // the filesystem refused O_DIRECT once: not asked again
+	// The filesystem refused an O_DIRECT write once: not asked again. Set by whichever writer saw it, while others
+	// may still be writing through direct_fd_, which is why the fd stays open until set_direct(false).
+	std::atomic<bool> direct_refused_ = false;
 	uint64_t offset_ = 0;
 	XXH3_state_t* hash_;
 };
