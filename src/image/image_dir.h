@@ -36,8 +36,8 @@ public:
 	// Makes the blob `end` bytes long (when it is shorter), for rewrite() to fill: bytes past what was written
 	// read as zeros until then.
 	Status extend_to(uint64_t end);
-	// Takes the next `len` bytes of the blob for write_reserved() to fill, and returns where they start. Bytes
-	// reserved but not written read as zeros.
+	// Takes the next `len` bytes of the blob for write_reserved() to fill, and returns where they start. All of
+	// them are to be written before finish(): the file grows only by what is written.
 	uint64_t reserve(uint64_t len);
 	// Writes into a range reserve() took, without checksumming: the caller hash()es the same bytes in blob order.
 	// Safe from several threads at once for ranges that do not overlap.

@@ -135,7 +135,10 @@ TEST_F(BlobWriterTest, ReservedRangesWrittenFromTwoThreads)
 	uint64_t base = blob.reserve(data.len);
 	ASSERT_EQ(base, head.len);
 	ASSERT_EQ(blob.offset(), head.len + data.len);
-	auto part = [&](size_t i) { return std::pair{base + i * kPartPages * kPageSize, data.p + i * kPartPages * kPageSize}; };
+	auto part = [&](size_t i) {
+		size_t off = i * kPartPages * kPageSize;
+		return std::pair{base + off, data.p + off};
+	};
 	// One thread writes the odd parts from the last down, this one the even parts from the first up.
 	Status odd;
 	std::thread other([&] {
