@@ -185,32 +185,30 @@ public:
 	{
 		for (const Chunk& c : chunks_)
 			total_ += c.bytes;
-		double write_s[2] = {0, 0};
 		// A second worker only for a few chunks or more: a thread costs 50-100 us to start here, and a dump of
 		// 100 small processes would start 100 of them.
 		std::optional<std::thread> helper;
 		if (chunks_.size() >= kHelperFrom)
-			helper.emplace([&] { work(bufs.get(1), write_s[1]); });
-		work(bufs.get(0), write_s[0]);
+			helper.emplace([&] { work(bufs.get(1)); });
+		work(bufs.get(0));
 		if (helper)
 			helper->join();
-		stats_.memwrite_s += write_s[0] + write_s[1];
 		return status_;
 	}
 
 private:
 	static constexpr size_t kHelperFrom = 4;
 
-	void work(char* buf, double& write_s)
+	void work(char* buf)
 	{
 		for (size_t c; (c = next_.fetch_add(1)) < chunks_.size();) {
 			const Chunk& ch = chunks_[c];
 			Status read = read_remote(pid_, mem_fd_, pieces_, ch.first, ch.count, buf, vmas_);
 			if (!in_order(c, std::move(read), buf))
 				return;
-			double t0 = now_s();
+			writing(true);
 			Status written = blob_.write_reserved(ch.at, buf, ch.bytes);
-			write_s += now_s() - t0;
+			writing(false);
 			if (!written)
 				return stop(std::move(written));
 		}
@@ -241,6 +239,16 @@ private:
 		return true;
 	}
 
+	// memwrite_s counts the time some worker is writing, so that it stays a part of the copy's time.
+	void writing(bool starts)
+	{
+		std::lock_guard lk(mu_);
+		if (starts && writers_++ == 0)
+			writes_since_ = now_s();
+		else if (!starts && --writers_ == 0)
+			stats_.memwrite_s += now_s() - writes_since_;
+	}
+
 	// The first failure stops both workers: neither takes another chunk or turn.
 	void stop(Status failed)
 	{
@@ -265,6 +273,8 @@ private:
 	std::condition_variable cv_;
 	size_t turn_ = 0;  // the chunk whose turn it is in blob order
 	uint64_t done_ = 0;
+	int writers_ = 0;  // workers writing now, since writes_since_
+	double writes_since_ = 0;
 	Status status_;
 };
 

@@ -18,7 +18,7 @@ namespace bpfckpt::dump {
 struct MemoryStats {
 	uint64_t pages_scanned = 0;  // pages of the VMAs looked at
 	uint64_t pages_written = 0;  // pages copied into blobs
-	double memwrite_s = 0;       // time spent writing blobs, summed over the workers (overlapped with copying)
+	double memwrite_s = 0;       // time some blob was being written (overlapped with copying)
 };
 
 // Two copy buffers, one per worker, reused across processes.
