@@ -249,7 +249,7 @@ private:
 			stats_.memwrite_s += now_s() - writes_since_;
 	}
 
-	// The first failure stops both workers: neither takes another chunk or turn.
+	// The first failure stops both workers: neither takes another turn, so no later chunk is checksummed or written.
 	void stop(Status failed)
 	{
 		std::lock_guard lk(mu_);
