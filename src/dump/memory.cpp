@@ -214,35 +214,39 @@ private:
 		}
 	}
 
-	// Waits for chunk c's turn, then hands it to on_read and the checksum. False once anything failed.
+	// Waits for chunk c's turn, then hands it to on_read and the checksum. False once anything failed. The turn,
+	// not mu_, is what keeps the two workers apart in there: mu_ is held only to take and pass it, so that the
+	// other worker is never kept from its write while this one checksums.
 	bool in_order(size_t c, Status read, char* buf)
 	{
-		std::unique_lock lk(mu_);
-		cv_.wait(lk, [&] { return turn_ == c || !status_; });
-		if (!status_)
-			return false;
+		{
+			std::unique_lock lk(mu_);
+			cv_.wait(lk, [&] { return turn_ == c || !status_; });
+			if (!status_)
+				return false;
+		}
 		const Chunk& ch = chunks_[c];
 		if (read && on_read_)
 			read = on_read_(&pieces_[ch.first], ch.count, buf);
-		if (!read) {
-			status_ = std::move(read);
-			cv_.notify_all();
-			return false;
+		if (read) {
+			blob_.hash(buf, ch.bytes);
+			done_ += ch.bytes;
+			stats_.pages_written += ch.bytes / kPageSize;
+			if (progress_)
+				progress_->update(done_, total_);
 		}
-		blob_.hash(buf, ch.bytes);
-		done_ += ch.bytes;
-		stats_.pages_written += ch.bytes / kPageSize;
-		if (progress_)
-			progress_->update(done_, total_);
+		std::lock_guard lk(mu_);
+		if (!read && status_)
+			status_ = std::move(read);
 		turn_ = c + 1;
 		cv_.notify_all();
-		return true;
+		return bool(status_);
 	}
 
 	// memwrite_s counts the time some worker is writing, so that it stays a part of the copy's time.
 	void writing(bool starts)
 	{
-		std::lock_guard lk(mu_);
+		std::lock_guard lk(write_mu_);
 		if (starts && writers_++ == 0)
 			writes_since_ = now_s();
 		else if (!starts && --writers_ == 0)
@@ -269,13 +273,14 @@ private:
 	const ChunkRead& on_read_;
 	uint64_t total_ = 0;
 	std::atomic<size_t> next_ = 0;  // the next chunk a worker takes
-	std::mutex mu_;                 // guards what follows, the checksum, stats_ and progress_
+	uint64_t done_ = 0;             // with the checksum, stats_.pages_written and progress_: the turn holder's
+	std::mutex mu_;                 // guards turn_ and status_
 	std::condition_variable cv_;
 	size_t turn_ = 0;  // the chunk whose turn it is in blob order
-	uint64_t done_ = 0;
-	int writers_ = 0;  // workers writing now, since writes_since_
-	double writes_since_ = 0;
 	Status status_;
+	std::mutex write_mu_;  // guards what follows and stats_.memwrite_s
+	int writers_ = 0;      // workers writing now, since writes_since_
+	double writes_since_ = 0;
 };
 
 }  // namespace
