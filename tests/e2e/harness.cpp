@@ -532,21 +532,6 @@ void PtraceSeize::detach()
 
 // --- files and mounts ------------------------------------------------------------------------------------------------
 
-TempDir::TempDir(const std::string& base)
-{
-	std::string templ = base + "/bpfckpt-e2e.XXXXXX";
-	if (mkdtemp(templ.data()))
-		path_ = templ;
-}
-
-TempDir::~TempDir()
-{
-	if (path_.empty())
-		return;
-	std::error_code ec;
-	fs::remove_all(path_, ec);
-}
-
 TmpfsMount::TmpfsMount(const std::string& options)
 {
 	std::string templ = "/tmp/bpfckpt-e2e-tmpfs.XXXXXX";

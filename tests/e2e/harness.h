@@ -17,6 +17,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.h"
+
 namespace e2e {
 
 namespace fs = std::filesystem;
@@ -176,18 +178,7 @@ private:
 
 // --- files and mounts ------------------------------------------------------------------------------------------------
 
-class TempDir {
-public:
-	explicit TempDir(const std::string& base = "/tmp");
-	~TempDir();
-	TempDir(const TempDir&) = delete;
-	TempDir& operator=(const TempDir&) = delete;
-	const fs::path& path() const { return path_; }
-	fs::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-	fs::path path_;
-};
+using TempDir = test_support::TempDir;
 
 // A tmpfs of a given size on a fresh directory; unmounted and removed on destruction.
 class TmpfsMount {

@@ -807,7 +807,7 @@ void kill_leftovers(const std::vector<pid_t>& pids)
 		std::error_code ec;
 		auto exe = fs::read_symlink("/proc/" + std::to_string(p) + "/exe", ec).string();
 		if (!ec && (exe == bpfckpt_bin() || exe.rfind(workload_path(""), 0) == 0 ||
-			    exe.find("/bpfckpt-e2e.") != std::string::npos))
+			    exe.find("/bpfckpt-test-") != std::string::npos))  // copied into a TempDir
 			left.adopt({p});
 	}
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -15,6 +14,7 @@
 #include "common/xxhash.h"
 #include "image/image_dir.h"
 #include "support/page_cache.h"
+#include "support/temp_dir.h"
 
 using namespace bpfckpt;
 using namespace bpfckpt::image;
@@ -46,21 +46,14 @@ class BlobWriterTest : public testing::Test {
 protected:
 	void SetUp() override
 	{
-		char tmpl[] = "/var/tmp/bpfckpt-blob-XXXXXX";
-		ASSERT_TRUE(mkdtemp(tmpl));
-		root_ = tmpl;
-		auto dir = ImageDir::create(root_ + "/img");
+		ASSERT_FALSE(root_.path().empty()) << "mkdtemp under /var/tmp failed";
+		auto dir = ImageDir::create(root_ / "img");
 		ASSERT_TRUE(dir) << dir.error().describe();
 		dir_ = std::move(*dir);
 	}
-	void TearDown() override
-	{
-		dir_.reset();
-		std::error_code ec;
-		std::filesystem::remove_all(root_, ec);
-	}
+	void TearDown() override { dir_.reset(); }  // before root_ goes
 
-	std::string root_;
+	test_support::TempDir root_{"/var/tmp"};
 	std::unique_ptr<ImageDir> dir_;
 };
 

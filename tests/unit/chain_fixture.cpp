@@ -186,18 +186,4 @@ std::vector<std::string> list_names(const std::filesystem::path& dir)
 	return out;
 }
 
-TempDir::TempDir()
-{
-	std::string tmpl = (std::filesystem::temp_directory_path() / "bpfckpt-chain-XXXXXX").string();
-	if (mkdtemp(tmpl.data()))
-		path_ = tmpl;
-}
-
-TempDir::~TempDir()
-{
-	std::error_code ec;
-	if (!path_.empty())
-		std::filesystem::remove_all(path_, ec);
-}
-
 }  // namespace chain_fixture

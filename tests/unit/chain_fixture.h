@@ -13,6 +13,7 @@
 
 #include "image/chain.h"
 #include "image/model.h"
+#include "support/temp_dir.h"
 
 namespace chain_fixture {
 
@@ -70,17 +71,6 @@ std::map<uint64_t, std::string> resolved_bytes(const bpfckpt::image::Chain& chai
 std::vector<std::string> list_names(const std::filesystem::path& dir);
 
 // A temporary directory removed with what it holds.
-class TempDir {
-public:
-	TempDir();
-	~TempDir();
-	TempDir(const TempDir&) = delete;
-	TempDir& operator=(const TempDir&) = delete;
-	const std::filesystem::path& path() const { return path_; }
-	std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-	std::filesystem::path path_;
-};
+using TempDir = test_support::TempDir;
 
 }  // namespace chain_fixture

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "image/json.h"
+#include "support/temp_dir.h"
 
 using namespace bpfckpt;
 using namespace bpfckpt::image;
@@ -165,25 +166,7 @@ Image make_image()
 	return img;
 }
 
-// A temp directory removed with everything in it.
-class TempDir {
-public:
-	TempDir()
-	{
-		std::string tmpl = (std::filesystem::temp_directory_path() / "bpfckpt-image-json-XXXXXX").string();
-		if (::mkdtemp(tmpl.data()))
-			path_ = tmpl;
-	}
-	~TempDir()
-	{
-		if (!path_.empty())
-			std::filesystem::remove_all(path_);
-	}
-	const std::filesystem::path& path() const { return path_; }
-
-private:
-	std::filesystem::path path_;
-};
+using test_support::TempDir;
 
 void write_index(const std::filesystem::path& dir, const json& j)
 {
