@@ -25,8 +25,8 @@ static __always_inline void fill_special(struct bck_vma *r, struct vm_area_struc
 
 /*
  * A mapped file's path is emitted once per run, however many VMAs and processes map it (libc: five VMAs in
- * every process): walking the path (path_walk.bpf.h) is most of this iterator's cost. Keyed by inode; `run` is bumped by the collector
- * before each run instead of clearing the map. When an object's output does not fit the read buffer the kernel
+ * every process): walking the path (path_walk.bpf.h) is most of this iterator's cost. Keyed by inode; `run` is
+ * bumped by the collector before each run instead of clearing the map. When an object's output does not fit the read buffer the kernel
  * runs the program again for the same VMA, so the VMA that first emitted a path emits it again on a re-run.
  * A plain hash, not preallocated (an LRU map must be, which cost ~3 ms of each load): keys are the mapped files a
  * process has seen, and when it is full an update fails and the path is simply emitted again.
