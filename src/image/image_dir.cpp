@@ -105,21 +105,6 @@ Status BlobWriter::write_failed(int err)
 	return fail_errno(exit_for_errno(err), err, "image {}: write {}", image_, name_);
 }
 
-uint64_t BlobWriter::reserve(uint64_t len)
-{
-	uint64_t at = offset_;
-	offset_ += len;
-	return at;
-}
-
-Status BlobWriter::write_reserved(uint64_t at, const void* data, size_t len)
-{
-	if (at + len > offset_)
-		return fail(ExitCode::failure, "image {}: write of {} bytes at {} past what {} reserved ({} bytes)", image_,
-			    len, at, name_, offset_);
-	return write_at(at, static_cast<const char*>(data), len);
-}
-
 Status BlobWriter::extend_to(uint64_t end)
 {
 	if (end <= offset_)

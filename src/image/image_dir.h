@@ -15,7 +15,7 @@
 
 namespace bpfckpt::image {
 
-// One blob file, written sequentially (or into reserved ranges, by several threads), checksummed in blob order.
+// One blob file, written sequentially (or, once extended, by several threads at once), checksummed in blob order.
 class BlobWriter {
 public:
 	BlobWriter(std::string image, std::string name, UniqueFd fd);  // image: the destination, for messages
@@ -30,18 +30,14 @@ public:
 	Status write_unhashed(const void* data, size_t len);
 	// Pads with zeros up to the next multiple of `align` (page blobs keep every run page-aligned).
 	Status pad_to(uint64_t align);
-	// Writes over bytes already written (at < offset()). The running checksum no longer matches: rehash() before
-	// finish().
+	// Writes below offset(), over bytes written or made by extend_to(), without checksumming: over bytes already
+	// hashed the running checksum no longer matches (rehash() before finish()); into a range extend_to() made, the
+	// caller hash()es the same bytes in blob order. Safe from several threads at once for ranges that do not
+	// overlap.
 	Status rewrite(uint64_t at, const void* data, size_t len);
 	// Makes the blob `end` bytes long (when it is shorter), for rewrite() to fill: bytes past what was written
 	// read as zeros until then.
 	Status extend_to(uint64_t end);
-	// Takes the next `len` bytes of the blob for write_reserved() to fill, and returns where they start. All of
-	// them are to be written before finish(): the file grows only by what is written.
-	uint64_t reserve(uint64_t len);
-	// Writes into a range reserve() took, without checksumming: the caller hash()es the same bytes in blob order.
-	// Safe from several threads at once for ranges that do not overlap.
-	Status write_reserved(uint64_t at, const void* data, size_t len);
 	// Reads the whole blob back and checksums it anew.
 	Status rehash();
 	// Empties the blob, to be written again from the start.

@@ -113,9 +113,9 @@ TEST_F(BlobWriterTest, OffWritesThroughThePageCache)
 	EXPECT_EQ(blob.finish().xxh3, fmt::format("{:016x}", XXH3_64bits(big.p, big.len)));
 }
 
-// What the dump's two copy workers do: ranges reserved up front, written out of order from two threads, hashed in
-// blob order by the caller. The blob is the same as one written in order.
-TEST_F(BlobWriterTest, ReservedRangesWrittenFromTwoThreads)
+// What the dump's two copy workers do: the blob extended up front, its new range written out of order from two
+// threads, hashed in blob order by the caller. The blob is the same as one written in order.
+TEST_F(BlobWriterTest, ExtendedRangeWrittenFromTwoThreads)
 {
 	auto opened = dir_->open_blob("pages-3.bin");
 	ASSERT_TRUE(opened) << opened.error().describe();
@@ -125,8 +125,9 @@ TEST_F(BlobWriterTest, ReservedRangesWrittenFromTwoThreads)
 	ASSERT_TRUE(blob.write(head.p, head.len));
 	constexpr size_t kParts = 8, kPartPages = 4;
 	Pages data(kParts * kPartPages, 'd');
-	uint64_t base = blob.reserve(data.len);
+	uint64_t base = blob.offset();
 	ASSERT_EQ(base, head.len);
+	ASSERT_TRUE(blob.extend_to(base + data.len));
 	ASSERT_EQ(blob.offset(), head.len + data.len);
 	auto part = [&](size_t i) {
 		size_t off = i * kPartPages * kPageSize;
@@ -136,10 +137,10 @@ TEST_F(BlobWriterTest, ReservedRangesWrittenFromTwoThreads)
 	Status odd;
 	std::thread other([&] {
 		for (size_t i = kParts - 1; i < kParts && odd; i -= 2)
-			odd = blob.write_reserved(part(i).first, part(i).second, kPartPages * kPageSize);
+			odd = blob.rewrite(part(i).first, part(i).second, kPartPages * kPageSize);
 	});
 	for (size_t i = 0; i < kParts; i += 2)
-		ASSERT_TRUE(blob.write_reserved(part(i).first, part(i).second, kPartPages * kPageSize));
+		ASSERT_TRUE(blob.rewrite(part(i).first, part(i).second, kPartPages * kPageSize));
 	other.join();
 	ASSERT_TRUE(odd) << odd.error().describe();
 	blob.hash(data.p, data.len);
@@ -151,18 +152,19 @@ TEST_F(BlobWriterTest, ReservedRangesWrittenFromTwoThreads)
 	EXPECT_EQ(blob.finish().xxh3, fmt::format("{:016x}", XXH3_64bits(expect.data(), expect.size())));
 }
 
-TEST_F(BlobWriterTest, WriteOutsideTheReservedRangeIsRefused)
+TEST_F(BlobWriterTest, WritePastTheExtendedEndIsRefused)
 {
 	auto opened = dir_->open_blob("pages-4.bin");
 	ASSERT_TRUE(opened) << opened.error().describe();
 	BlobWriter& blob = **opened;
 	Pages data(2, 'r');
-	uint64_t at = blob.reserve(kPageSize);
-	Status past = blob.write_reserved(at, data.p, data.len);
+	uint64_t at = blob.offset();
+	ASSERT_TRUE(blob.extend_to(at + kPageSize));
+	Status past = blob.rewrite(at, data.p, data.len);
 	ASSERT_FALSE(past);
-	EXPECT_NE(past.error().describe().find("past what pages-4.bin reserved"), std::string::npos)
+	EXPECT_NE(past.error().describe().find("past the end of pages-4.bin"), std::string::npos)
 		<< past.error().describe();
-	EXPECT_TRUE(blob.write_reserved(at, data.p, kPageSize));
+	EXPECT_TRUE(blob.rewrite(at, data.p, kPageSize));
 }
 
 }  // namespace
