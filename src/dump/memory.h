@@ -82,6 +82,22 @@ Result<std::vector<PagePiece>> plan_private_pages(pid_t pid, const std::vector<i
 
 uint64_t total_bytes(const std::vector<PagePiece>& pieces);
 
+// A batch of pieces, read with one process_vm_readv and written with one write to its own place in the blob.
+struct CopyChunk {
+	size_t first = 0, count = 0;  // pieces[first, first + count)
+	uint64_t bytes = 0;
+	uint64_t at = 0;  // where in the blob
+};
+
+// How copy_private_pages lays pieces out back to back from blob offset `at`: split where the blob crosses a 2 MiB
+// boundary, and gathered into chunks of at most `room` bytes and IOV_MAX pieces, none across such a boundary, so
+// that the page cache can hold each whole aligned 2 MiB in one folio.
+struct CopyPlan {
+	std::vector<PagePiece> pieces;
+	std::vector<CopyChunk> chunks;
+};
+CopyPlan plan_copy(const std::vector<PagePiece>& planned, uint64_t at, size_t room);
+
 // Told of each chunk as soon as it is read, before it is written: n pieces, their bytes at dst, back to back.
 using ChunkRead = std::function<Status(const PagePiece* pieces, size_t n, char* dst)>;
 
