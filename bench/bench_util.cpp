@@ -425,6 +425,27 @@ Status prewarm(const WorkDir& work, const Buffer& src, size_t bytes)
 	return {};
 }
 
+// --- the host taking memory back ------------------------------------------------------------------------------------
+
+std::optional<uint64_t> host_reporting_passes()
+{
+	std::string text = read_whole("/sys/module/page_reporting/parameters/passes");
+	if (text.empty())
+		return std::nullopt;
+	return std::strtoull(text.c_str(), nullptr, 10);
+}
+
+void await_host_reporting_pass()
+{
+	std::optional<uint64_t> before = host_reporting_passes();
+	if (!before)
+		return;
+	auto t0 = Clock::now();
+	// Polled: the counter changes once a pass has ended, and a pass lasts ~10 ms, so 2 ms steps see it at once.
+	while (!g_stop && host_reporting_passes() == before && Clock::now() - t0 < std::chrono::milliseconds(2500))
+		std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
 double time_memcpy(const Buffer& dst, const Buffer& src)
 {
 	auto t0 = Clock::now();

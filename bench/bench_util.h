@@ -68,6 +68,12 @@ struct Samples {
 	}
 	// Every sample, in the order taken, for a figure whose spread matters.
 	std::string all(const std::string& name, double scale) const;
+	// Appends the other's samples, name by name, after ours.
+	void merge(const Samples& other)
+	{
+		for (const auto& [name, values] : other.by_name)
+			by_name[name].insert(by_name[name].end(), values.begin(), values.end());
+	}
 };
 
 // --- the report ------------------------------------------------------------------------------------------------------
@@ -267,6 +273,21 @@ bpfckpt::Status write_file(const char* data, size_t bytes, const std::string& pa
 // Memory freed seconds ago has gone back to the host, and taking it back costs like a first touch: writing and
 // deleting a scratch file of the size about to be allocated (at most src's) takes it back first, outside the timing.
 bpfckpt::Status prewarm(const WorkDir& work, const Buffer& src, size_t bytes);
+
+// --- the host taking memory back ------------------------------------------------------------------------------------
+
+// On the PVM guests the kernel hands free memory back to the host in passes of free page reporting about 2 s apart,
+// each over in ~10 ms and counted in /sys/module/page_reporting/parameters/passes. A page-cache write that a pass
+// overlaps finds the pages just freed for it gone to the host, and runs at ~18 us a page over what it then takes
+// back: 1 GiB took 470-1290 ms instead of 190-230. The passes keep their period while a benchmark repeats its steps,
+// so they land on the same steps run after run and favour whichever side is shorter.
+
+// Passes so far; nullopt where the kernel counts none (no such VM): then nothing waits for them.
+std::optional<uint64_t> host_reporting_passes();
+
+// Returns right after the next pass has ended, or after 2.5 s without one, so that what runs next has about 2 s
+// before another: time enough for a step of a 1 GiB comparison, its unrecorded run included.
+void await_host_reporting_pass();
 
 // memcpy of src into dst: the physical limit every copy is compared with.
 double time_memcpy(const Buffer& dst, const Buffer& src);

@@ -6,8 +6,9 @@
 //   3. bpfckpt's peak RSS during that dump
 //   4. the fixed cost of dumping a tiny process
 // A benchmark, not a test: it prints figures and ratios; targets that are missed are reported, not failed.
-// On the PVM guests first-touch faults are slow and idle memory goes back to the host (KERNEL.md, costs), so each
-// comparison has a warm-up and runs its alternatives interleaved, reporting medians.
+// On the PVM guests first-touch faults are slow and free memory goes back to the host (KERNEL.md, costs), so each
+// comparison has a warm-up and runs its alternatives interleaved, each right after the host took memory back
+// (bench_util.h), reporting medians.
 #include <dirent.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -253,9 +254,8 @@ Result<DumpRun> run_dump(pid_t pid, const std::string& dir, bool do_fsync)
 	return run;
 }
 
-// The plain write again, by a fresh process (bench/plain_writer.c) from a 2 MiB buffer, as a dump writes: on
-// these VMs the first big page-cache write of a new process is slow at random (170-790 ms for 1 GiB, 160-200 for
-// the same process's next ones), and a dump is always a new process.
+// The plain write again, by a fresh process (bench/plain_writer.c) from a 2 MiB buffer, as a dump writes: a dump is
+// always a new process, which starts writing some 30 ms after the last one's memory was freed.
 Result<double> time_fresh_write(size_t mib, const std::string& path)
 {
 	CommandResult r = BCK_TRY(run_command({BENCH_PLAIN_WRITER, std::to_string(mib), path}, 300));
@@ -272,6 +272,22 @@ void add_dump_samples(Samples& s, const std::string& prefix, const DumpRun& d)
 	s.add(prefix + ".maxrss", double(d.maxrss_kib));
 	if (d.bpf_load_us >= 0)
 		s.add(prefix + ".bpf_load", d.bpf_load_us);
+}
+
+// How many measured runs were run again because a pass of the host taking memory back overlapped them, and how many
+// kept one after three attempts: a figure far from 0 says that the ratios above carry the host's noise.
+void report_host_passes(const Samples& s, Report& rep)
+{
+	if (!host_reporting_passes())
+		return;
+	double overlapped = 0, runs = 0;
+	for (const auto& [name, values] : s.by_name)
+		if (name.ends_with(".host_pass"))
+			for (double v : values)
+				overlapped += v, runs++;
+	auto reruns = s.by_name.find("host_pass_reruns");
+	rep.info("dump.host_pass_reruns", reruns == s.by_name.end() ? 0 : double(reruns->second.size()), "runs");
+	rep.info("dump.host_pass_overlaps", overlapped, fmt::format("of {:.0f} measured runs (after 3 attempts)", runs));
 }
 
 void report_dump(const Samples& s, size_t bytes, Report& rep)
@@ -303,6 +319,7 @@ void report_dump(const Samples& s, size_t bytes, Report& rep)
 			     "dump {}",
 			     s.all("plain_write", 1e-3), s.all("fresh_write", 1e-3), s.all("dump_nofsync.total_time", 1e-3),
 			     s.all("write_fsync", 1e-3), s.all("dump_fsync.total_time", 1e-3)));
+	report_host_passes(s, rep);
 	double cold_plain = s.med("cold.plain_write"), cold_nf = s.med("cold.dump_nofsync.total_time");
 	rep.info("dump.cold.plain_write", cold_plain / 1e3, "ms");
 	rep.ratio("dump.cold.nofsync.total_time", cold_nf / 1e3, "ms", cold_nf / cold_plain,
@@ -337,47 +354,63 @@ Status bench_big_dump(const Config& cfg, Report& rep)
 
 	pid_t pid = target.child.pid();
 	std::string file = work.path("plain.bin"), img = work.path("img");
-	// Each alternative runs once unrecorded right before it is measured, so that each finds memory the way it leaves
-	// it. On these VMs how fast a page-cache write of 1 GiB runs depends on what ran just before: right after
-	// another process wrote and deleted 1 GiB, a dump took 540-2050 ms and a fresh process's plain write 380-1930 ms;
-	// right after itself the dump mostly takes 220-250 ms, and the plain write 180-200 ms. The prewarm this replaces
-	// (a plain write by this process before every alternative) favoured the plain write.
+	// Each alternative runs once unrecorded right before it is measured, so that each finds the memory it writes
+	// into just freed by itself. Passes of the host taking memory back (bench_util.h) decide how fast a run is,
+	// whatever the run, so the unrecorded run's output is deleted only right after a pass, which cannot give back
+	// memory still in use, and the measured run then has the ~2 s until the next one. A measured run that a pass
+	// overlapped all the same is run again, twice at most.
+	// Without that the passes fell on the dump's runs more than on the shorter plain write's, run after run (a dump
+	// 680-1250 ms in 3 of 6 rounds, the plain write never). Waiting for a pass before the unrecorded run instead left
+	// it to write into what the pass gave back, and a slow unrecorded run pushed the measured one into the next pass.
 	// Odd rounds run the alternatives in reverse order, so that none always comes right after the same neighbour.
-	Samples s;
-	auto write = [&](const char* name, WriteMode mode) -> Status {
-		s.add(name, BCK_TRY(time_write_file(src, file, mode)));
-		WorkDir::discard(file);
-		return {};
-	};
-	auto fresh_write = [&]() -> Status {
-		s.add("fresh_write", BCK_TRY(time_fresh_write(cfg.mem_mib, file)));
-		WorkDir::discard(file);
-		return {};
-	};
-	auto dump = [&](const char* prefix, bool do_fsync) -> Status {
-		add_dump_samples(s, prefix, BCK_TRY(run_dump(pid, img, do_fsync)));
-		WorkDir::discard(img);
-		return {};
-	};
-	auto after_itself = [&](auto step) -> std::function<Status()> {
-		return [&, step]() -> Status {
-			bool recording = s.recording;
-			s.recording = false;
-			Status warm = step();
-			s.recording = recording;
-			BCK_CHECK(warm);
-			return step();
+	using Step = std::function<Status(Samples&)>;
+	auto write = [&](const char* name, WriteMode mode) -> Step {
+		return [&, name, mode](Samples& into) -> Status {
+			into.add(name, BCK_TRY(time_write_file(src, file, mode)));
+			return {};
 		};
 	};
-	std::vector<std::function<Status()>> steps = {
-		after_itself([&] { return write("plain_write", WriteMode::cached); }),
-		after_itself(fresh_write),
-		after_itself([&] { return dump("dump_nofsync", false); }),
-		after_itself([&] { return write("write_fsync", WriteMode::fsync); }),
-		after_itself([&] { return write("write_direct", WriteMode::direct); }),
-		after_itself([&] { return dump("dump_fsync", true); }),
-		[&]() -> Status {
-			s.add("memcpy", time_memcpy(dst, src));
+	Step fresh_write = [&](Samples& into) -> Status {
+		into.add("fresh_write", BCK_TRY(time_fresh_write(cfg.mem_mib, file)));
+		return {};
+	};
+	auto dump = [&](const char* prefix, bool do_fsync) -> Step {
+		return [&, prefix, do_fsync](Samples& into) -> Status {
+			add_dump_samples(into, prefix, BCK_TRY(run_dump(pid, img, do_fsync)));
+			return {};
+		};
+	};
+	Samples s;
+	auto after_itself = [&](const char* name, Step step, const std::string& output) -> Step {
+		return [&, name, step, output](Samples& into) -> Status {
+			constexpr int kAttempts = 3;
+			for (int attempt = 1;; attempt++) {
+				Samples unrecorded, measured{.recording = into.recording};
+				BCK_CHECK(step(unrecorded));
+				await_host_reporting_pass();
+				WorkDir::discard(output);
+				std::optional<uint64_t> passes = host_reporting_passes();
+				BCK_CHECK(step(measured));
+				bool overlapped = host_reporting_passes() != passes;
+				WorkDir::discard(output);
+				if (!overlapped || attempt == kAttempts) {
+					into.merge(measured);
+					into.add(fmt::format("{}.host_pass", name), double(overlapped));
+					return {};
+				}
+				into.add("host_pass_reruns", 1);
+			}
+		};
+	};
+	std::vector<Step> steps = {
+		after_itself("plain_write", write("plain_write", WriteMode::cached), file),
+		after_itself("fresh_write", fresh_write, file),
+		after_itself("dump_nofsync", dump("dump_nofsync", false), img),
+		after_itself("write_fsync", write("write_fsync", WriteMode::fsync), file),
+		after_itself("write_direct", write("write_direct", WriteMode::direct), file),
+		after_itself("dump_fsync", dump("dump_fsync", true), img),
+		[&](Samples& into) -> Status {
+			into.add("memcpy", time_memcpy(dst, src));
 			return {};
 		},
 	};
@@ -386,21 +419,21 @@ Status bench_big_dump(const Config& cfg, Report& rep)
 		s.recording = round >= 0;
 		for (size_t i = 0; i < steps.size(); i++) {
 			BCK_CHECK(check_stop());
-			BCK_CHECK(steps[round % 2 ? steps.size() - 1 - i : i]());
+			BCK_CHECK(steps[round % 2 ? steps.size() - 1 - i : i](s));
 		}
 	}
-	// The same pair with cold memory on both sides. On these VMs memory freed a moment ago goes back to the host
-	// within 0.1-1 s, and a page-cache write into memory taken back from it runs at a third of the speed. A write
-	// right after the prewarm gets the pages that were just freed; the dump, which reads as it writes and runs
-	// longer, gets them for its first part only. After a pause both write into memory the host took back, at a
-	// speed that varies 5x from one write to the next (the host's doing), so the two take turns going first.
+	// The same pair with cold memory on both sides: after a pause in which passes gave what the last run freed
+	// back to the host. Each starts right after a pass too, so that both find as many passes behind them; how much
+	// each pass gave back still varies, so the two take turns going first.
 	for (int round = 0; round < cfg.cold_rounds; round++) {
 		progress_round("cold dump", round);
 		BCK_CHECK(check_stop());
 		for (int turn = 0; turn < 2; turn++) {
 			std::this_thread::sleep_for(kColdPause);
-			BCK_CHECK((turn + round) % 2 == 0 ? write("cold.plain_write", WriteMode::cached)
-							  : dump("cold.dump_nofsync", false));
+			await_host_reporting_pass();
+			bool plain = (turn + round) % 2 == 0;
+			BCK_CHECK(plain ? write("cold.plain_write", WriteMode::cached)(s) : dump("cold.dump_nofsync", false)(s));
+			WorkDir::discard(plain ? file : img);
 		}
 	}
 	report_dump(s, bytes, rep);
