@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/address_ranges.h"
 #include "common/fd.h"
 #include "common/result.h"
 #include "dump/memory.h"
@@ -79,6 +80,7 @@ private:
 	std::map<uint64_t, std::vector<char>> saved_;   // pages copied by faults, not taken yet
 	std::string lost_;                              // why the copy is lost, "" while it is not
 	std::vector<uint64_t> pending_;                 // the handler's: faulted pages saved but not released yet
+	AddressRanges held_;  // the copier's (take() runs one chunk at a time): taken, still protected (see take())
 	std::string error_;                             // the handler's: a release that failed
 };
 

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -385,6 +387,52 @@ TEST(Dump, KillsTreeWithoutLeaveRunning)
 	expect_memory_saved(img, *cproc, ready.at("child_mem_addr"), ready.at("child_mem_size"),
 			    ready.at("child_mem_xxh3"));
 	expect_pipe_saved(img, *index, *proc, ready);
+}
+
+// How much of [addr, addr + size) of pid is in huge pages (AnonHugePages of the mappings inside it), in KiB.
+long huge_kib(pid_t pid, uint64_t addr, uint64_t size)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
+	long kib = 0;
+	bool inside = false;
+	for (std::string line; std::getline(in, line);) {
+		uint64_t s = 0, e = 0;
+		if (std::sscanf(line.c_str(), "%lx-%lx ", &s, &e) == 2 && line.find(':') > line.find(' '))
+			inside = s >= addr && e <= addr + size;
+		else if (inside && line.rfind("AnonHugePages:", 0) == 0)
+			kib += std::strtol(line.c_str() + 14, nullptr, 10);
+	}
+	return kib;
+}
+
+// A -R dump copies after the thaw and lifts the write-protection chunk by chunk. Chunks end on the blob's 2 MiB
+// boundaries, which are not the mapping's (the big mapping's pages come after a few small ones in the blob); lifting
+// it from part of a huge page would split that page into 4 KiB ones for good, and the target would run on, and be
+// frozen the next time, with 4 KiB pages. Its huge pages must come through the dump as they were.
+TEST(Dump, LeaveRunningKeepsTheTargetsHugePages)
+{
+	REQUIRE_ROOT_OR_SKIP();
+	TempDir tmp;
+	Workload wl;
+	ASSERT_TRUE(wl.start("counter_mem", {"--mem-mib", "64", "--thp"})) << wl.error();
+	uint64_t addr = wl.ready().at("mem_addr"), size = wl.ready().at("mem_size");
+	long before = huge_kib(wl.pid(), addr, size);
+	if (before == 0)
+		SKIP_OR_FAIL("the workload got no huge pages (transparent_hugepage off?)");
+	EXPECT_GE(before, 60 << 10) << "most of the 64 MiB should be huge pages";
+	for (int i = 0; i < 2; i++) {
+		fs::path img = tmp / ("img" + std::to_string(i));
+		RunResult r = run_bpfckpt(dump_args(wl.pid(), img, true));
+		ASSERT_EQ(r.exit_code, kExitOk) << r.describe();
+		auto index = load_index(img);
+		ASSERT_TRUE(index);
+		const json* proc = find_process(*index, wl.pid());
+		ASSERT_TRUE(proc);
+		expect_memory_saved(img, *proc, wl.ready().at("mem_addr"), wl.ready().at("mem_size"),
+				    wl.ready().at("mem_xxh3"));
+		EXPECT_EQ(huge_kib(wl.pid(), addr, size), before) << "dump " << i + 1 << " split huge pages of the target";
+	}
+	EXPECT_EQ(wl.verify(), "PASS");
 }
 
 // --- d): targets that may not be dumped ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // counter_mem: memory that must come back bit for bit and a counter that must go on from where it was, not from zero
 // (tests/workloads/README.md has the protocol).
 //
-// State: N MiB of xorshift64 anonymous memory (XXH3 checksum), and a counter thread that counts in a tight loop and
+// State: N MiB of xorshift64 anonymous memory (XXH3 checksum; with --thp 2 MiB-aligned and MADV_HUGEPAGE, so that
+// it is made of huge pages where THP is on), and a counter thread that counts in a tight loop and
 // sleeps 1 ms every 2^16 increments, so that a dump catches it either computing (the count in a register) or inside
 // nanosleep (a syscall to restart).
 // SIGUSR2: the main thread prints `COUNT n` (the counter now) and goes on waiting.
@@ -68,11 +69,14 @@ static void* count_forever(void* arg)
 int main(int argc, char** argv)
 {
 	size_t mem_mib = 256;
+	int thp = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--mem-mib") == 0 && i + 1 < argc)
 			mem_mib = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--thp") == 0)
+			thp = 1;
 		else {
-			fprintf(stderr, "usage: counter_mem [--mem-mib N]\n");
+			fprintf(stderr, "usage: counter_mem [--mem-mib N] [--thp]\n");
 			return 2;
 		}
 	}
@@ -82,10 +86,20 @@ int main(int argc, char** argv)
 	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
-	size_t size = mem_mib << 20;
-	unsigned char* mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t size = mem_mib << 20, huge = 2ul << 20;
+	unsigned char* mem = mmap(NULL, size + (thp ? huge : 0), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		die("mmap");
+	if (thp) {
+		unsigned char* aligned = (unsigned char*)(((uintptr_t)mem + huge - 1) & ~(uintptr_t)(huge - 1));
+		if (aligned > mem)
+			munmap(mem, (size_t)(aligned - mem));
+		if (aligned + size < mem + size + huge)
+			munmap(aligned + size, (size_t)(mem + size + huge - (aligned + size)));
+		mem = aligned;
+		if (madvise(mem, size, MADV_HUGEPAGE) != 0)
+			die("madvise MADV_HUGEPAGE");
+	}
 	uint64_t s = 0x0123456789abcdefULL;
 	for (size_t i = 0; i + 8 <= size; i += 8) {
 		uint64_t v = xorshift64(&s);
