@@ -271,7 +271,7 @@ Status LiveCopy::take(const PagePiece* pieces, size_t n, char* dst)
 	}
 	// Chunks end on the blob's 2 MiB boundaries, not on the mapping's (plan_copy), and write-protection lifted from
 	// part of a huge page splits it into 4 KiB pages for good: the next freeze of a 4 GiB THP target then took 15.7
-	// ms instead of 2. So what was taken is let go up to the last 2 MiB boundary of the address space, and the rest
+	// ms instead of 1.3. So what was taken is let go up to the last 2 MiB boundary of the address space, and the rest
 	// with the next chunk, or with the last one.
 	for (size_t i = 0; i < n; i++)
 		append_range(held_, pieces[i].start, pieces[i].end);
