@@ -22,7 +22,6 @@ namespace bpfckpt::dump {
 namespace {
 
 using image::kPageSize;
-constexpr uint64_t kHugePageSize = 2u << 20;  // a PMD's worth on x86-64: what a THP is
 
 // Write-protects (or releases, waking the threads that wait on it) [start, end). False on EAGAIN: the address
 // space is changing under an event (munmap, MADV_DONTNEED, mremap) until that event is read. ENOENT: a mapping in
@@ -276,7 +275,7 @@ Status LiveCopy::take(const PagePiece* pieces, size_t n, char* dst)
 	for (size_t i = 0; i < n; i++)
 		append_range(held_, pieces[i].start, pieces[i].end);
 	bool last = n && !live_.empty() && pieces[n - 1].end >= live_.back().end;
-	uint64_t upto = last ? UINT64_MAX : (n ? pieces[n - 1].end : 0) & ~(kHugePageSize - 1);
+	uint64_t upto = last ? UINT64_MAX : (n ? pieces[n - 1].end : 0) & ~uint64_t(kHugePage - 1);
 	AddressRanges still;
 	for (auto [s, e] : held_) {
 		if (s < std::min(e, upto))

@@ -25,8 +25,7 @@ namespace {
 
 using image::kPageSize;
 
-constexpr size_t kHugePage = 2u << 20;   // what the copy buffers and the staging area are made of
-constexpr size_t kChunk = 2u << 20;      // bytes per process_vm_readv batch and write; two of these bound our RSS
+constexpr size_t kChunk = kHugePage;     // bytes per process_vm_readv batch and write; two of these bound our RSS
 constexpr size_t kMaxIov = 1024;         // IOV_MAX
 
 

@@ -15,6 +15,10 @@
 
 namespace bpfckpt::dump {
 
+// A PMD's worth on x86-64: a transparent huge page, what the copy buffers are made of, and the unit the copy's
+// chunks and the live copy's releases keep to.
+inline constexpr size_t kHugePage = 2u << 20;
+
 struct MemoryStats {
 	uint64_t pages_scanned = 0;  // pages of the VMAs looked at
 	uint64_t pages_written = 0;  // pages copied into blobs

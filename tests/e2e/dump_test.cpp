@@ -397,7 +397,7 @@ long huge_kib(pid_t pid, uint64_t addr, uint64_t size)
 	bool inside = false;
 	for (std::string line; std::getline(in, line);) {
 		uint64_t s = 0, e = 0;
-		if (std::sscanf(line.c_str(), "%lx-%lx ", &s, &e) == 2 && line.find(':') > line.find(' '))
+		if (std::sscanf(line.c_str(), "%lx-%lx ", &s, &e) == 2)  // a mapping's first line
 			inside = s >= addr && e <= addr + size;
 		else if (inside && line.rfind("AnonHugePages:", 0) == 0)
 			kib += std::strtol(line.c_str() + 14, nullptr, 10);

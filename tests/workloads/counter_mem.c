@@ -94,8 +94,7 @@ int main(int argc, char** argv)
 		unsigned char* aligned = (unsigned char*)(((uintptr_t)mem + huge - 1) & ~(uintptr_t)(huge - 1));
 		if (aligned > mem)
 			munmap(mem, (size_t)(aligned - mem));
-		if (aligned + size < mem + size + huge)
-			munmap(aligned + size, (size_t)(mem + size + huge - (aligned + size)));
+		munmap(aligned + size, (size_t)(mem + size + huge - (aligned + size)));
 		mem = aligned;
 		if (madvise(mem, size, MADV_HUGEPAGE) != 0)
 			die("madvise MADV_HUGEPAGE");
